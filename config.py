@@ -1,0 +1,121 @@
+"""Configuration: environment variables, or a TOML file named by PAYMENTS_CONFIG_FILE.
+
+Validated at start-up; a missing or malformed setting stops the process with a message naming the
+setting (never its value, so secrets cannot leak through the message).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ValidationError
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+
+from providers.bkash import BkashCredentials, BkashPaths
+from workflows.bkash_models import DEFAULT_MAX_AMOUNT_POISHA, TASK_QUEUE
+
+# setting name -> (TOML section, key)
+_BKASH_ENV = {
+    "BKASH_BASE_URL": "base_url",
+    "BKASH_APP_KEY": "app_key",
+    "BKASH_APP_SECRET": "app_secret",
+    "BKASH_USERNAME": "username",
+    "BKASH_PASSWORD": "password",
+}
+_REQUIRED = ("BKASH_BASE_URL", "BKASH_APP_KEY", "BKASH_APP_SECRET", "BKASH_USERNAME",
+             "BKASH_PASSWORD", "PAYMENTS_CALLBACK_BASE_URL")
+
+
+class ConfigError(SystemExit):
+    """Raised at start-up; the message names every missing or malformed setting."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("configuration problem:\n  - " + "\n  - ".join(problems))
+        self.problems = problems
+
+
+class Settings(BaseModel):
+    bkash: BkashCredentials
+    bkash_paths: BkashPaths = BkashPaths()
+    bkash_timeout_seconds: float = 30.0
+    callback_base_url: str
+    result_page_url: str | None = None
+    task_queue: str = TASK_QUEUE
+    max_amount_poisha: int = DEFAULT_MAX_AMOUNT_POISHA
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret value, for tests that prove none of them leaks."""
+        return [self.bkash.app_secret.get_secret_value(), self.bkash.password.get_secret_value()]
+
+
+def _flatten_toml(path: Path) -> dict[str, str]:
+    """[bkash] app_key = ... → BKASH_APP_KEY; [payments] callback_base_url → PAYMENTS_..."""
+    data = tomllib.loads(path.read_text())
+    flat: dict[str, str] = {}
+    for section, values in data.items():
+        if isinstance(values, dict):
+            for key, value in values.items():
+                flat[f"{section}_{key}".upper()] = str(value)
+    return flat
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    values: dict[str, str] = {}
+    file = env.get("PAYMENTS_CONFIG_FILE")
+    if file:
+        try:
+            values.update(_flatten_toml(Path(file)))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError([f"PAYMENTS_CONFIG_FILE {file}: {type(exc).__name__}: {exc}"]) from None
+    values.update({k: v for k, v in env.items() if k.startswith(("BKASH_", "PAYMENTS_"))})
+
+    problems = [f"{name} is not set" for name in _REQUIRED if not values.get(name)]
+    for name in ("BKASH_BASE_URL", "PAYMENTS_CALLBACK_BASE_URL", "PAYMENTS_RESULT_PAGE_URL"):
+        url = values.get(name)
+        if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
+            problems.append(f"{name} must be an absolute http(s) URL")
+    numbers = {"BKASH_TIMEOUT_SECONDS": float, "PAYMENTS_MAX_AMOUNT_POISHA": int}
+    for name, kind in numbers.items():
+        if name in values:
+            try:
+                if kind(values[name]) <= 0:
+                    raise ValueError
+            except ValueError:
+                problems.append(f"{name} must be a positive number")
+    if problems:
+        raise ConfigError(problems)
+
+    paths = BkashPaths()
+    if values.get("BKASH_VOID_PATH"):
+        paths = BkashPaths(void=values["BKASH_VOID_PATH"])
+    try:
+        return Settings(
+            bkash=BkashCredentials(**{field: values[name] for name, field in _BKASH_ENV.items()}),
+            bkash_paths=paths,
+            bkash_timeout_seconds=float(values.get("BKASH_TIMEOUT_SECONDS", 30)),
+            callback_base_url=values["PAYMENTS_CALLBACK_BASE_URL"].rstrip("/"),
+            result_page_url=values.get("PAYMENTS_RESULT_PAGE_URL"),
+            task_queue=values.get("PAYMENTS_TASK_QUEUE", TASK_QUEUE),
+            max_amount_poisha=int(values.get("PAYMENTS_MAX_AMOUNT_POISHA",
+                                             DEFAULT_MAX_AMOUNT_POISHA)),
+        )
+    except ValidationError as exc:
+        raise ConfigError([f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                           for e in exc.errors(include_input=False)]) from None
+
+
+async def connect_temporal(**overrides) -> Client:
+    """Connect with temporalio.envconfig (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS / API key from the
+    environment or a TOML profile; default localhost:7233) and the pydantic data converter."""
+    config = ClientConfig.load_client_connect_config()
+    config.setdefault("target_host", "localhost:7233")
+    config.update(overrides)
+    return await Client.connect(**config, data_converter=pydantic_data_converter)

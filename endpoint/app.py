@@ -1,0 +1,111 @@
+"""The merchant-facing HTTP endpoint (the callbackURL given to bKash).
+
+It only verifies, routes and waits for Temporal to accept: the customer's browser returning from
+bKash's page becomes a ``customer_returned`` update of the payment's workflow, and the browser is sent
+on to a result page that shows what bKash confirmed, not what the URL claimed.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from urllib.parse import quote, urlencode
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows.bkash import BkashAuthCapture
+from workflows.bkash_models import BkashStage, BrowserReturn, BrowserReturnStatus
+
+log = logging.getLogger("endpoint")
+
+# What the customer is told, by stage.
+OUTCOME = {
+    BkashStage.AUTHORIZED: "authorized", BkashStage.CAPTURING: "authorized",
+    BkashStage.CAPTURED: "authorized", BkashStage.VOIDING: "voided",
+    BkashStage.VOIDED: "voided", BkashStage.DECLINED: "declined",
+    BkashStage.FAILED: "declined", BkashStage.CANCELLED: "cancelled",
+    BkashStage.EXPIRED: "expired",
+}
+
+
+def create_app(client: Client, *, result_page_url: str | None = None) -> Starlette:
+    async def current(handle: WorkflowHandle) -> tuple[BkashStage, str | None, list[str]] | None:
+        """(stage, paymentID, earlier paymentIDs) of a running or finished payment; None if unknown."""
+        try:
+            desc = await handle.describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        if desc.close_time is None:
+            state = await handle.query(BkashAuthCapture.state)
+            return state.stage, state.payment_id, state.previous_payment_ids
+        result = await handle.result()
+        return result.stage, result.payment_id, []
+
+    def to_result_page(workflow_id: str, stage: BkashStage, payment_id: str | None) -> Response:
+        if result_page_url:
+            query = urlencode({"payment": workflow_id, "outcome": OUTCOME.get(stage, "pending"),
+                               "paymentID": payment_id or ""})
+            return RedirectResponse(f"{result_page_url}?{query}", status_code=303)
+        return RedirectResponse(f"/bkash/result/{quote(workflow_id, safe='')}", status_code=303)
+
+    async def bkash_return(request: Request) -> Response:
+        workflow_id = request.path_params["workflow_id"]
+        params = request.query_params
+        payment_id, status = params.get("paymentID"), params.get("status")
+        if not payment_id:
+            return PlainTextResponse("paymentID is missing from the bKash return", status_code=400)
+        if status not in {s.value for s in BrowserReturnStatus}:
+            return PlainTextResponse("status must be success, failure or cancel", status_code=400)
+        ret = BrowserReturn(payment_id=payment_id, status=BrowserReturnStatus(status),
+                            signature=params.get("signature"))
+        handle = client.get_workflow_handle(workflow_id)
+        try:
+            # Same paymentID and status → same update id: a reloaded page is absorbed.
+            outcome = await handle.execute_update(BkashAuthCapture.customer_returned, ret,
+                                                  id=f"return-{payment_id}-{status}")
+        except (WorkflowUpdateFailedError, RPCError) as err:
+            if isinstance(err, RPCError) and err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            known = await current(handle)
+            if known is None:
+                return PlainTextResponse(f"no payment {workflow_id}", status_code=404)
+            stage, current_id, earlier = known
+            if payment_id != current_id and payment_id not in earlier:
+                log.warning("bKash return for %s carried a foreign paymentID; ignored", workflow_id)
+                return PlainTextResponse(
+                    f"paymentID {payment_id} does not belong to payment {workflow_id}",
+                    status_code=409)
+            # A repeated or late return of this payment: show where it really stands.
+            return to_result_page(workflow_id, stage, current_id)
+        if outcome.bkash_url:
+            return RedirectResponse(outcome.bkash_url, status_code=303)
+        return to_result_page(workflow_id, outcome.stage, outcome.payment_id)
+
+    async def bkash_result(request: Request) -> Response:
+        workflow_id = request.path_params["workflow_id"]
+        known = await current(client.get_workflow_handle(workflow_id))
+        if known is None:
+            return PlainTextResponse(f"no payment {workflow_id}", status_code=404)
+        stage, payment_id, _ = known
+        outcome = OUTCOME.get(stage, "pending")
+        body = (f"<!doctype html><title>Payment {html.escape(outcome)}</title>"
+                f"<h1>Payment {html.escape(outcome)}</h1>"
+                f"<p data-stage='{stage.value}' data-outcome='{outcome}'>"
+                f"{html.escape(workflow_id)} · bKash paymentID {html.escape(payment_id or '-')}</p>")
+        return HTMLResponse(body)
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    return Starlette(routes=[
+        Route("/bkash/return/{workflow_id:path}", bkash_return, methods=["GET"]),
+        Route("/bkash/result/{workflow_id:path}", bkash_result, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ])

@@ -1,0 +1,65 @@
+"""The payments worker: registers the workflows and the provider activities, shuts down gracefully.
+
+    python worker.py            # reads BKASH_* / PAYMENTS_* / TEMPORAL_* from the environment
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.bkash import BkashActivities
+from config import Settings, connect_temporal, load_settings
+from providers.bkash import BkashClient
+from workflows.bkash import BkashAuthCapture
+
+WORKFLOWS = [BkashAuthCapture]
+
+
+@contextlib.asynccontextmanager
+async def provider_http_client(timeout: float) -> AsyncIterator[httpx.AsyncClient]:
+    """One shared client per worker: keep-alive connections, the provider timeout on every call."""
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+    async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
+        yield http
+
+
+def build_activities(settings: Settings, http: httpx.AsyncClient) -> list:
+    bkash = BkashActivities(BkashClient(http, settings.bkash, settings.bkash_paths,
+                                        timeout=settings.bkash_timeout_seconds))
+    return [bkash.create_payment, bkash.execute_payment, bkash.query_payment,
+            bkash.capture_payment, bkash.void_payment]
+
+
+def build_worker(client: Client, settings: Settings, http: httpx.AsyncClient, **kwargs) -> Worker:
+    return Worker(client, task_queue=settings.task_queue, workflows=WORKFLOWS,
+                  activities=build_activities(settings, http),
+                  graceful_shutdown_timeout=timedelta(seconds=30), **kwargs)
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    client = await connect_temporal()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with provider_http_client(settings.bkash_timeout_seconds) as http:
+        worker = build_worker(client, settings, http)
+        async with worker:
+            logging.info("worker polling task queue %r; Ctrl-C to stop", settings.task_queue)
+            await stop.wait()
+            logging.info("shutting down: finishing in-flight activities (up to 30 s)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

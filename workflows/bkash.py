@@ -1,0 +1,429 @@
+"""BkashAuthCapture: one bKash Auth & Capture payment, from create to capture or void.
+
+The seed (../shared/seeds/000_b28e6c99de9c6c37.txt) in order: create payment → the customer approves
+on bKash's page → execute → AUTHORIZED → the merchant delivers the service → capture, or void when it
+cannot be delivered. A lost execute answer is resolved with Query Payment (Initiated → create again;
+Authorized → go on); capture and void are retried until bKash gives a final answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.bkash import BkashActivities
+    from providers.bkash_errors import (
+        BkashAlreadySettled,
+        BkashCustomerDeclined,
+        BkashInvalidState,
+        BkashMerchantConfigError,
+        BkashUnexpectedResponse,
+    )
+    from providers.money import format_bdt
+    from workflows import search_attributes as sa
+    from workflows.bkash_models import (
+        ApprovalUrl,
+        BkashPaymentRequest,
+        BkashPaymentResult,
+        BkashPaymentState,
+        BkashStage,
+        BrowserReturn,
+        BrowserReturnStatus,
+        CreatePaymentInput,
+        PaymentRef,
+        ProviderPaymentStatus,
+        ReturnOutcome,
+        ServiceDecisionAck,
+        ServiceOutcome,
+        TimelineEvent,
+    )
+
+# create: a lost create answer only leaves an unpaid Initiated payment at bKash, so retrying is
+# safe; what the merchant must fix is not retried.
+CREATE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
+    maximum_attempts=8,
+    non_retryable_error_types=[BkashMerchantConfigError.kind, BkashCustomerDeclined.kind,
+                               BkashInvalidState.kind, BkashAlreadySettled.kind,
+                               BkashUnexpectedResponse.kind])
+# execute moves money: never re-sent blindly. No answer → Query Payment, the one case in which bKash
+# allows query (reference §12, kapilpaul/bKash-woocommerce#13).
+EXECUTE_ONCE = RetryPolicy(maximum_attempts=1)
+# query, capture and void: until bKash gives a final answer; the capture/void activity asks bKash
+# before every retry, so nothing is captured twice.
+UNTIL_FINAL = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                          maximum_interval=timedelta(minutes=5), maximum_attempts=0)
+
+# bKash's transactionStatus → where the payment stands (reference §10).
+_STAGE_FOR_STATUS = {
+    "Authorized": BkashStage.AUTHORIZED,
+    "Completed": BkashStage.CAPTURED,
+    "Cancelled": BkashStage.CANCELLED,
+    "Failed": BkashStage.DECLINED,
+}
+
+
+@workflow.defn
+class BkashAuthCapture:
+    @workflow.init
+    def __init__(self, req: BkashPaymentRequest) -> None:
+        self._req = req
+        self._state = BkashPaymentState(workflow_id=workflow.info().workflow_id,
+                                        invoice_number=req.invoice_number,
+                                        amount_poisha=req.amount_poisha,
+                                        stage=BkashStage.CREATING)
+        self._redirect_signature: str | None = None
+        self._pending_return: BrowserReturn | None = None
+        self._returns_received = 0
+        self._returns_answered = 0
+        self._return_outcome = ReturnOutcome(stage=BkashStage.CREATING)
+        self._decision: str | None = None
+        self._detail = ""
+
+    @workflow.run
+    async def run(self, req: BkashPaymentRequest) -> BkashPaymentResult:
+        stage = await self._authorize()  # create → customer approves → execute (→ query)
+        if stage is BkashStage.AUTHORIZED:
+            if await self._service_delivered_before_deadline():
+                stage = await self._capture()
+            else:
+                stage = await self._void()
+        self._finish(stage)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return BkashPaymentResult(invoice_number=req.invoice_number, stage=stage,
+                                  amount_poisha=req.amount_poisha,
+                                  payment_id=self._state.payment_id, trx_id=self._state.trx_id,
+                                  detail=self._detail)
+
+    # -- merchant code and the customer's browser ---------------------------------------------
+
+    @workflow.query
+    def state(self) -> BkashPaymentState:
+        return self._state
+
+    @workflow.update
+    async def approval_url(self) -> ApprovalUrl:
+        """Update-with-start hands merchant code the bkashURL in the same call as the start."""
+        await workflow.wait_condition(lambda: self._state.stage is not BkashStage.CREATING)
+        return ApprovalUrl(workflow_id=self._state.workflow_id, stage=self._state.stage,
+                           payment_id=self._state.payment_id, bkash_url=self._state.bkash_url,
+                           detail=self._detail)
+
+    @workflow.update
+    async def customer_returned(self, ret: BrowserReturn) -> ReturnOutcome:
+        self._pending_return = ret
+        self._returns_received += 1
+        ticket = self._returns_received
+        self._event(f"customer returned from bKash's page: status={ret.status.value}")
+        await workflow.wait_condition(lambda: self._returns_answered >= ticket)
+        return self._return_outcome
+
+    @customer_returned.validator
+    def _validate_return(self, ret: BrowserReturn) -> None:
+        if self._state.stage is not BkashStage.AWAITING_APPROVAL or self._pending_return:
+            raise ValueError(f"payment {self._state.workflow_id} is {self._state.stage.value}, "
+                             "not waiting for the customer's return from bKash")
+        if ret.payment_id != self._state.payment_id:
+            raise ValueError(f"paymentID {ret.payment_id} is not this payment's "
+                             f"({self._state.payment_id}); nothing changed")
+        # The redirect signature is opaque (§5) but fixed per payment and echoed in the create
+        # answer, so a different one is certainly not bKash's redirect.
+        if self._redirect_signature and ret.signature and ret.signature != self._redirect_signature:
+            raise ValueError(f"the redirect signature does not match payment {ret.payment_id}")
+
+    @workflow.update
+    def service_delivered(self, outcome: ServiceOutcome) -> ServiceDecisionAck:
+        return self._decide("delivered", outcome)
+
+    @workflow.update
+    def service_failed(self, outcome: ServiceOutcome) -> ServiceDecisionAck:
+        return self._decide("failed", outcome)
+
+    @service_delivered.validator
+    def _validate_delivered(self, outcome: ServiceOutcome) -> None:
+        self._check_can_decide("service_delivered")
+
+    @service_failed.validator
+    def _validate_failed(self, outcome: ServiceOutcome) -> None:
+        self._check_can_decide("service_failed")
+
+    def _check_can_decide(self, name: str) -> None:
+        if self._state.stage is not BkashStage.AUTHORIZED or self._decision is not None:
+            raise ValueError(f"{name} rejected: payment {self._state.workflow_id} is "
+                             f"{self._state.stage.value}; a service outcome is accepted only "
+                             "while the payment is AUTHORIZED and undecided")
+
+    def _decide(self, decision: str, outcome: ServiceOutcome) -> ServiceDecisionAck:
+        self._decision = decision
+        self._state.service_decision = decision
+        self._event(f"merchant reported service {decision}" + (f": {outcome.note}" if outcome.note
+                                                               else ""))
+        return ServiceDecisionAck(stage=self._state.stage, decision=decision)
+
+    # -- the lifecycle ----------------------------------------------------------------------
+
+    async def _authorize(self) -> BkashStage:
+        """Create, wait for the customer, execute; a lost execute may need a new payment."""
+        while self._state.create_attempts < self._req.max_create_attempts:
+            if not await self._create_payment():
+                return BkashStage.FAILED
+            stage = await self._approve_and_execute()
+            if stage is not BkashStage.CREATING:
+                return stage
+        self._detail = (f"bKash still reported Initiated after {self._state.create_attempts} "
+                        "payments whose execute answer was lost; no money moved")
+        return BkashStage.EXPIRED
+
+    async def _create_payment(self) -> bool:
+        self._set_stage(BkashStage.CREATING)
+        self._state.create_attempts += 1
+        if self._state.payment_id:
+            self._state.previous_payment_ids.append(self._state.payment_id)
+        try:
+            created = await workflow.execute_activity_method(
+                BkashActivities.create_payment,
+                CreatePaymentInput(invoice_number=self._req.invoice_number,
+                                   amount_poisha=self._req.amount_poisha,
+                                   payer_reference=self._req.payer_reference
+                                   or _payer_reference(self._req.invoice_number),
+                                   callback_url=self._req.callback_url),
+                start_to_close_timeout=self._call_timeout(calls=2), retry_policy=CREATE_RETRY,
+                summary=f"create payment {format_bdt(self._req.amount_poisha)} BDT "
+                        f"(attempt {self._state.create_attempts})")
+        except ActivityError as err:
+            self._record_error(err)
+            self._detail = f"bKash refused to create the payment: {_message(err)}"
+            return False
+        self._state.payment_id = created.payment_id
+        self._state.bkash_url = created.bkash_url
+        self._redirect_signature = created.redirect_signature
+        self._set_stage(BkashStage.AWAITING_APPROVAL, f"created payment {created.payment_id}")
+        self._answer_return(BkashStage.AWAITING_APPROVAL,
+                            "bKash needs the customer to approve again", new_url=True)
+        return True
+
+    async def _approve_and_execute(self) -> BkashStage:
+        """Wait for the customer's return within the approval window, then execute.
+
+        Returns AUTHORIZED or a final stage, or CREATING when bKash says a new payment is needed.
+        """
+        deadline = workflow.now() + self._req.approval_window
+        while True:
+            try:
+                await workflow.wait_condition(
+                    lambda: self._pending_return is not None,
+                    timeout=max(deadline - workflow.now(), timedelta(milliseconds=1)),
+                    timeout_summary="customer approval window")
+            except asyncio.TimeoutError:
+                # No return: the customer gave up, or approved and closed the tab (§5; laravel-bkash
+                # #6). Only execute tells which, and only an approved payment can be executed.
+                self._event("approval window over without a return from bKash's page")
+                return await self._execute(window_over=True)
+            ret = self._pending_return
+            assert ret is not None
+            if ret.status is BrowserReturnStatus.SUCCESS:
+                stage = await self._execute(window_over=False)
+            else:
+                stage = await self._confirm_unsuccessful_return(ret.status)
+            if stage is not BkashStage.CREATING:
+                self._answer_return(stage, self._detail)
+            if stage is not BkashStage.AWAITING_APPROVAL:
+                return stage
+
+    async def _execute(self, *, window_over: bool) -> BkashStage:
+        self._set_stage(BkashStage.EXECUTING)
+        try:
+            status = await workflow.execute_activity_method(
+                BkashActivities.execute_payment, self._ref(),
+                start_to_close_timeout=self._call_timeout(calls=2), retry_policy=EXECUTE_ONCE,
+                summary=f"execute payment {self._state.payment_id}")
+        except ActivityError as err:
+            self._record_error(err)
+            kind = _error_kind(err)
+            if kind == BkashCustomerDeclined.kind:
+                self._detail = f"the customer's bKash wallet declined: {_message(err)}"
+                return BkashStage.DECLINED
+            if kind == BkashMerchantConfigError.kind:
+                self._detail = _message(err)
+                return BkashStage.FAILED
+            if kind == BkashInvalidState.kind:
+                # bKash has not seen the customer's approval: a forged or early "success".
+                if window_over:
+                    self._detail = "the customer did not approve within the approval window"
+                    return BkashStage.EXPIRED
+                self._detail = "bKash has not confirmed the customer's approval; still waiting"
+                self._set_stage(BkashStage.AWAITING_APPROVAL, self._detail)
+                return BkashStage.AWAITING_APPROVAL
+            # No reliable answer: the one case in which bKash allows Query Payment.
+            return await self._stage_after_lost_execute()
+        return self._accept_status(status, "execute")
+
+    async def _stage_after_lost_execute(self) -> BkashStage:
+        status = await self._query("execute answer lost")
+        if status.transaction_status == "Initiated":
+            self._event(f"bKash reports {status.payment_id} Initiated: creating a new payment")
+            return BkashStage.CREATING
+        return self._accept_status(status, "query")
+
+    async def _confirm_unsuccessful_return(self, status: BrowserReturnStatus) -> BkashStage:
+        """failure/cancel in the redirect is unsigned: confirm with bKash before ending."""
+        reported = await self._query(f"customer return said {status.value}")
+        if reported.transaction_status == "Initiated":
+            # bKash keeps an abandoned payment Initiated (§10.2); no money has moved, and it never
+            # will for this paymentID because we do not execute it.
+            if status is BrowserReturnStatus.CANCEL:
+                self._detail = "the customer cancelled on bKash's page"
+                return BkashStage.CANCELLED
+            self._detail = "the customer could not complete bKash's page (wallet, OTP or PIN)"
+            return BkashStage.DECLINED
+        return self._accept_status(reported, "query")
+
+    def _accept_status(self, status: ProviderPaymentStatus, source: str) -> BkashStage:
+        stage = _STAGE_FOR_STATUS.get(status.transaction_status)
+        if status.trx_id:
+            self._state.trx_id = status.trx_id
+        if stage is None:
+            self._detail = (f"bKash {source} reported an unexpected status "
+                            f"{status.transaction_status!r} for {status.payment_id}")
+            return BkashStage.FAILED
+        if stage is BkashStage.AUTHORIZED:
+            self._state.bkash_url = None
+            self._detail = f"authorized {format_bdt(self._req.amount_poisha)} BDT, trxID " \
+                           f"{status.trx_id}"
+        elif stage is BkashStage.CAPTURED:
+            self._detail = f"bKash reports {status.payment_id} already Completed"
+        else:
+            self._detail = f"bKash reports {status.payment_id} {status.transaction_status}"
+        return stage
+
+    async def _service_delivered_before_deadline(self) -> bool:
+        self._set_stage(BkashStage.AUTHORIZED, self._detail)
+        try:
+            await workflow.wait_condition(lambda: self._decision is not None,
+                                          timeout=self._req.hold_deadline,
+                                          timeout_summary="service decision hold deadline")
+        except asyncio.TimeoutError:
+            self._event("no service decision before the hold deadline: voiding")
+            self._detail = "no service decision before the hold deadline"
+            return False
+        return self._decision == "delivered"
+
+    async def _capture(self) -> BkashStage:
+        self._set_stage(BkashStage.CAPTURING)
+        status = await self._settle(BkashActivities.capture_payment, "capture")
+        if status.transaction_status == "Completed":
+            self._detail = f"captured {format_bdt(self._req.amount_poisha)} BDT, trxID " \
+                           f"{self._state.trx_id}"
+            return BkashStage.CAPTURED
+        if status.transaction_status == "Cancelled":
+            self._detail = "capture requested, but bKash reports the authorization cancelled"
+            return BkashStage.VOIDED
+        self._detail = f"capture ended with unexpected status {status.transaction_status!r}"
+        return BkashStage.FAILED
+
+    async def _void(self) -> BkashStage:
+        self._set_stage(BkashStage.VOIDING)
+        status = await self._settle(BkashActivities.void_payment, "void")
+        if status.transaction_status == "Cancelled":
+            reason = "service not delivered" if self._decision == "failed" else self._detail
+            self._detail = f"voided: {reason}"
+            return BkashStage.VOIDED
+        if status.transaction_status == "Completed":
+            self._detail = "void requested, but bKash reports the payment already captured"
+            return BkashStage.CAPTURED
+        self._detail = f"void ended with unexpected status {status.transaction_status!r}"
+        return BkashStage.FAILED
+
+    async def _settle(self, activity, operation: str) -> ProviderPaymentStatus:
+        status = await workflow.execute_activity_method(
+            activity, self._ref(), start_to_close_timeout=self._call_timeout(calls=3),
+            retry_policy=UNTIL_FINAL,
+            summary=f"{operation} {format_bdt(self._req.amount_poisha)} BDT of "
+                    f"{self._state.payment_id}")
+        if status.trx_id:
+            self._state.trx_id = status.trx_id
+        if status.reconciled_by_query:
+            self._event(f"{operation} reconciled by query: bKash reports "
+                        f"{status.transaction_status}")
+        return status
+
+    async def _query(self, why: str) -> ProviderPaymentStatus:
+        return await workflow.execute_activity_method(
+            BkashActivities.query_payment, self._ref(),
+            start_to_close_timeout=self._call_timeout(calls=2), retry_policy=UNTIL_FINAL,
+            summary=f"query payment {self._state.payment_id} ({why})")
+
+    # -- bookkeeping ------------------------------------------------------------------------
+
+    def _ref(self) -> PaymentRef:
+        assert self._state.payment_id is not None
+        return PaymentRef(payment_id=self._state.payment_id,
+                          invoice_number=self._req.invoice_number)
+
+    def _call_timeout(self, *, calls: int) -> timedelta:
+        # One attempt may need a token call and a query besides the call itself, each bounded by
+        # the provider timeout (30 s by default: the seed).
+        return self._req.provider_timeout * calls + timedelta(seconds=5)
+
+    def _answer_return(self, stage: BkashStage, detail: str, *, new_url: bool = False) -> None:
+        if self._pending_return is None:
+            return
+        self._return_outcome = ReturnOutcome(
+            stage=stage, payment_id=self._state.payment_id, detail=detail,
+            bkash_url=self._state.bkash_url if new_url else None)
+        self._pending_return = None
+        self._returns_answered = self._returns_received
+
+    def _finish(self, stage: BkashStage) -> None:
+        self._answer_return(stage, self._detail)
+        self._state.bkash_url = None
+        self._set_stage(stage, self._detail)
+
+    def _set_stage(self, stage: BkashStage, event: str | None = None) -> None:
+        changed = stage is not self._state.stage
+        self._state.stage = stage
+        self._event(event or f"stage {stage.value}")
+        if changed or stage is BkashStage.AWAITING_APPROVAL:
+            workflow.upsert_search_attributes([
+                sa.PAYMENT_STAGE.value_set(stage.value),
+                sa.PROVIDER_PAYMENT_ID.value_set(self._state.payment_id or ""),
+            ])
+        amount = format_bdt(self._req.amount_poisha)
+        workflow.set_current_details(
+            f"**{stage.value}** · {amount} BDT · invoice {self._req.invoice_number}\n\n"
+            f"paymentID: {self._state.payment_id or '-'} · trxID: {self._state.trx_id or '-'}\n\n"
+            f"{self._state.timeline[-1].event}")
+
+    def _event(self, text: str) -> None:
+        self._state.timeline.append(TimelineEvent(at=workflow.now(), stage=self._state.stage,
+                                                  event=text))
+
+    def _record_error(self, err: ActivityError) -> None:
+        self._state.last_error = _message(err)
+        self._event(f"error: {self._state.last_error}")
+
+
+def _error_kind(err: ActivityError) -> str:
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type:
+        return cause.type
+    return type(cause).__name__ if cause else "ActivityError"
+
+
+def _message(err: ActivityError) -> str:
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        return cause.message
+    return f"{type(cause).__name__ if cause else 'activity error'}: {cause or err}"
+
+
+def _payer_reference(invoice_number: str) -> str:
+    # payerReference is free text at bKash (§4.1); we avoid personal data (no wallet numbers) and use
+    # a safe form of the invoice.
+    safe = "".join(c if c.isalnum() else "-" for c in invoice_number)[:50]
+    return f"inv-{safe}"
