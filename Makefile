@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean histories
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "python3.11 not found; set PY=/path/to/python3.11"; exit 1; }
@@ -22,3 +22,8 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .data results
+
+# Re-record the saved histories the replay tests use (only when a change is deliberately versioned).
+histories: $(STAMP)
+	rm -f tests/histories/*.json
+	RECORD_HISTORIES=1 $(BIN)/python -m pytest -q tests/e2e tests/workflows/test_bkash_timers.py

@@ -75,7 +75,7 @@ async def start_payment(client: Client, req: BkashPaymentRequest, *,
         return await client.execute_update_with_start_workflow(
             BkashAuthCapture.approval_url, start_workflow_operation=op)
     except WorkflowAlreadyStartedError:
-        result = await client.get_workflow_handle(req.workflow_id).result()
+        result = await client.get_workflow_handle_for(BkashAuthCapture.run, req.workflow_id).result()
         raise PaymentError(f"invoice {req.invoice_number} was already paid through bKash and "
                            f"ended {result.stage.value}; use a new invoice number") from None
 
@@ -115,7 +115,8 @@ async def payment_state(client: Client, invoice_number: str) -> BkashPaymentStat
 
 
 async def payment_result(client: Client, invoice_number: str) -> BkashPaymentResult:
-    return await client.get_workflow_handle(workflow_id_for_invoice(invoice_number)).result()
+    return await client.get_workflow_handle_for(
+        BkashAuthCapture.run, workflow_id_for_invoice(invoice_number)).result()
 
 
 async def list_payments(client: Client, stage: str | None = None) -> list[dict]:

@@ -33,15 +33,15 @@ async def provider_http_client(timeout: float) -> AsyncIterator[httpx.AsyncClien
 
 
 def build_activities(settings: Settings, http: httpx.AsyncClient) -> list:
+    """The activity objects, each holding its provider client (and so its token cache)."""
     bkash = BkashActivities(BkashClient(http, settings.bkash, settings.bkash_paths,
                                         timeout=settings.bkash_timeout_seconds))
     return [bkash.create_payment, bkash.execute_payment, bkash.query_payment,
             bkash.capture_payment, bkash.void_payment]
 
 
-def build_worker(client: Client, settings: Settings, http: httpx.AsyncClient, **kwargs) -> Worker:
-    return Worker(client, task_queue=settings.task_queue, workflows=WORKFLOWS,
-                  activities=build_activities(settings, http),
+def build_worker(client: Client, task_queue: str, activities: list, **kwargs) -> Worker:
+    return Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=activities,
                   graceful_shutdown_timeout=timedelta(seconds=30), **kwargs)
 
 
@@ -54,7 +54,7 @@ async def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with provider_http_client(settings.bkash_timeout_seconds) as http:
-        worker = build_worker(client, settings, http)
+        worker = build_worker(client, settings.task_queue, build_activities(settings, http))
         async with worker:
             logging.info("worker polling task queue %r; Ctrl-C to stop", settings.task_queue)
             await stop.wait()

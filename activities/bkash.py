@@ -7,10 +7,15 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from providers.bkash import BkashClient, PaymentStatus
-from providers.bkash_errors import BkashAlreadySettled, BkashError, BkashInvalidState
+from providers.bkash_errors import (
+    BkashAlreadySettled,
+    BkashCustomerDeclined,
+    BkashError,
+    BkashInvalidState,
+)
 from providers.money import parse_bdt
 from workflows.bkash_models import (
     CreatedPaymentInfo,
@@ -22,8 +27,13 @@ from workflows.bkash_models import (
 
 def _to_application_error(err: BkashError) -> ApplicationError:
     # The message is ours plus bKash's statusMessage: neither carries tokens or secrets.
+    # A customer's decline or a not-yet-approved payment is an expected answer, not an incident:
+    # BENIGN keeps it out of the worker's error logs and failure metrics.
+    benign = isinstance(err, (BkashCustomerDeclined, BkashInvalidState))
     return ApplicationError(str(err), {"code": err.code, "operation": err.operation},
-                            type=err.kind, next_retry_delay=err.retry_after)
+                            type=err.kind, next_retry_delay=err.retry_after,
+                            category=ApplicationErrorCategory.BENIGN if benign
+                            else ApplicationErrorCategory.UNSPECIFIED)
 
 
 def _status(s: PaymentStatus, *, reconciled: bool = False) -> ProviderPaymentStatus:

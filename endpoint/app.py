@@ -45,7 +45,7 @@ def create_app(client: Client, *, result_page_url: str | None = None) -> Starlet
         if desc.close_time is None:
             state = await handle.query(BkashAuthCapture.state)
             return state.stage, state.payment_id, state.previous_payment_ids
-        result = await handle.result()
+        result = await client.get_workflow_handle_for(BkashAuthCapture.run, handle.id).result()
         return result.stage, result.payment_id, []
 
     def to_result_page(workflow_id: str, stage: BkashStage, payment_id: str | None) -> Response:
@@ -67,9 +67,11 @@ def create_app(client: Client, *, result_page_url: str | None = None) -> Starlet
                             signature=params.get("signature"))
         handle = client.get_workflow_handle(workflow_id)
         try:
-            # Same paymentID and status → same update id: a reloaded page is absorbed.
-            outcome = await handle.execute_update(BkashAuthCapture.customer_returned, ret,
-                                                  id=f"return-{payment_id}-{status}")
+            # A reloaded page repeats paymentID, status and signature → the same update id, so the
+            # repeat is absorbed; a forged return without bKash's signature gets its own id.
+            outcome = await handle.execute_update(
+                BkashAuthCapture.customer_returned, ret,
+                id=f"return-{payment_id}-{status}-{ret.signature or 'unsigned'}")
         except (WorkflowUpdateFailedError, RPCError) as err:
             if isinstance(err, RPCError) and err.status != RPCStatusCode.NOT_FOUND:
                 raise

