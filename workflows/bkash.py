@@ -87,12 +87,15 @@ class BkashAuthCapture:
 
     @workflow.run
     async def run(self, req: BkashPaymentRequest) -> BkashPaymentResult:
-        stage = await self._authorize()  # create → customer approves → execute (→ query)
-        if stage is BkashStage.AUTHORIZED:
-            if await self._service_delivered_before_deadline():
-                stage = await self._capture()
-            else:
-                stage = await self._void()
+        try:
+            stage = await self._authorize()  # create → customer approves → execute (→ query)
+            if stage is BkashStage.AUTHORIZED:
+                if await self._service_delivered_before_deadline():
+                    stage = await self._capture()
+                else:
+                    stage = await self._void()
+        except asyncio.CancelledError:
+            stage = await self._settle_after_cancel()
         self._finish(stage)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return BkashPaymentResult(invoice_number=req.invoice_number, stage=stage,
@@ -338,6 +341,27 @@ class BkashAuthCapture:
             return BkashStage.CAPTURED
         self._detail = f"void ended with unexpected status {status.transaction_status!r}"
         return BkashStage.FAILED
+
+    async def _settle_after_cancel(self) -> BkashStage:
+        """An operator cancelled the workflow: leave no money held and no payment unaccounted for.
+
+        Activities started after the cancellation run normally, so a held authorization is voided
+        (void on an already captured payment is reconciled to CAPTURED by query).
+        """
+        stage = self._state.stage
+        self._event(f"workflow cancelled by an operator during {stage.value}")
+        if stage is BkashStage.EXECUTING:
+            # The execute may have reached bKash: ask before walking away.
+            stage = _STAGE_FOR_STATUS.get(
+                (await self._query("cancelled during execute")).transaction_status,
+                BkashStage.CANCELLED)
+        if stage in (BkashStage.AUTHORIZED, BkashStage.CAPTURING, BkashStage.VOIDING):
+            self._detail = "cancelled by an operator"
+            return await self._void()
+        if stage.is_final:
+            return stage
+        self._detail = "cancelled by an operator before any money moved"
+        return BkashStage.CANCELLED
 
     async def _settle(self, activity, operation: str) -> ProviderPaymentStatus:
         status = await workflow.execute_activity_method(

@@ -261,3 +261,37 @@ async def test_state_query_and_stage_listing_show_the_payment(stack):
     assert desc.typed_search_attributes.get(sa.PAYMENT_PROVIDER) == "bkash"
     await stack.customer.cancel(url.bkash_url)
     await result(stack, req)
+
+
+async def test_operator_cancel_of_an_authorized_payment_voids_it(stack):
+    req, url = await pay(stack)
+    await stack.customer.approve(url.bkash_url)
+    await wait_for_stage(stack, req, BkashStage.AUTHORIZED)
+    await stack.client.get_workflow_handle(req.workflow_id).cancel()
+    res = await result(stack, req)
+    assert res.stage is BkashStage.VOIDED and "operator" in res.detail
+    assert kinds(await stack.sandbox.ledger(payment_id=url.payment_id)) == ["AUTHORIZE", "VOID"]
+
+
+async def test_operator_cancel_before_approval_ends_cancelled_without_money(stack):
+    req, url = await pay(stack)
+    await stack.client.get_workflow_handle(req.workflow_id).cancel()
+    res = await result(stack, req)
+    assert res.stage is BkashStage.CANCELLED
+    assert await stack.sandbox.ledger(payment_id=url.payment_id) == []
+
+
+async def test_bad_input_starts_nothing_and_sends_nothing_to_bkash(stack):
+    from types import SimpleNamespace
+
+    from starter import _request_from_args
+    from temporalio.service import RPCError
+
+    invoice = stack.invoice("BAD<")
+    args = SimpleNamespace(invoice=invoice, amount="0.00")
+    with pytest.raises(PaymentError) as info:
+        _request_from_args(args, stack.settings)
+    assert "amount_poisha" in str(info.value) and "invoice_number" in str(info.value)
+    with pytest.raises(RPCError):
+        await stack.client.get_workflow_handle(f"bkash-{invoice}").describe()
+    assert await stack.sandbox.payments(invoice=invoice) == []

