@@ -18,6 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 
 from providers.bkash import BkashCredentials, BkashPaths
+from providers.monetix import MonetixGateConfig, MonetixPaymentPageConfig
 from workflows.bkash_models import DEFAULT_MAX_AMOUNT_POISHA, TASK_QUEUE
 
 # setting name -> (TOML section, key)
@@ -40,8 +41,21 @@ class ConfigError(SystemExit):
         self.problems = problems
 
 
+class MonetixSettings(BaseModel):
+    """Optional: present when MONETIX_PROJECT_ID is set. Test and production are separate projects,
+    each with its own secret key (reference monetix-gate.md §1)."""
+
+    gate: MonetixGateConfig
+    payment_page: MonetixPaymentPageConfig
+
+    @property
+    def project_id(self) -> int:
+        return self.gate.project_id
+
+
 class Settings(BaseModel):
     bkash: BkashCredentials
+    monetix: MonetixSettings | None = None
     bkash_paths: BkashPaths = BkashPaths()
     bkash_timeout_seconds: float = 30.0
     callback_base_url: str
@@ -52,7 +66,10 @@ class Settings(BaseModel):
     @property
     def secrets(self) -> list[str]:
         """Every secret value, for tests that prove none of them leaks."""
-        return [self.bkash.app_secret.get_secret_value(), self.bkash.password.get_secret_value()]
+        values = [self.bkash.app_secret.get_secret_value(), self.bkash.password.get_secret_value()]
+        if self.monetix:
+            values.append(self.monetix.gate.secret_key.get_secret_value())
+        return values
 
 
 def _flatten_toml(path: Path) -> dict[str, str]:
@@ -75,14 +92,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             values.update(_flatten_toml(Path(file)))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError([f"PAYMENTS_CONFIG_FILE {file}: {type(exc).__name__}: {exc}"]) from None
-    values.update({k: v for k, v in env.items() if k.startswith(("BKASH_", "PAYMENTS_"))})
+    values.update({k: v for k, v in env.items()
+                   if k.startswith(("BKASH_", "PAYMENTS_", "MONETIX_"))})
 
     problems = [f"{name} is not set" for name in _REQUIRED if not values.get(name)]
     for name in ("BKASH_BASE_URL", "PAYMENTS_CALLBACK_BASE_URL", "PAYMENTS_RESULT_PAGE_URL"):
         url = values.get(name)
         if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
             problems.append(f"{name} must be an absolute http(s) URL")
-    numbers = {"BKASH_TIMEOUT_SECONDS": float, "PAYMENTS_MAX_AMOUNT_POISHA": int}
+    if values.get("MONETIX_PROJECT_ID") and not values.get("MONETIX_SECRET_KEY"):
+        problems.append("MONETIX_SECRET_KEY is not set (required with MONETIX_PROJECT_ID)")
+    for name in ("MONETIX_BASE_URL", "MONETIX_PAYMENT_PAGE_URL"):
+        url = values.get(name)
+        if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
+            problems.append(f"{name} must be an absolute http(s) URL")
+    numbers = {"BKASH_TIMEOUT_SECONDS": float, "PAYMENTS_MAX_AMOUNT_POISHA": int,
+               "MONETIX_PROJECT_ID": int}
     for name, kind in numbers.items():
         if name in values:
             try:
@@ -96,8 +121,23 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     paths = BkashPaths()
     if values.get("BKASH_VOID_PATH"):
         paths = BkashPaths(void=values["BKASH_VOID_PATH"])
+    monetix = None
+    if values.get("MONETIX_PROJECT_ID"):
+        gate = {"project_id": int(values["MONETIX_PROJECT_ID"]),
+                "secret_key": values["MONETIX_SECRET_KEY"],
+                "timeout_seconds": float(values.get("BKASH_TIMEOUT_SECONDS", 30))}
+        for name, field in (("MONETIX_BASE_URL", "base_url"), ("MONETIX_SALE_PATH", "sale_path"),
+                            ("MONETIX_CLARIFICATION_PATH", "clarification_path"),
+                            ("MONETIX_STATUS_PATH", "status_path")):
+            if values.get(name):
+                gate[field] = values[name]
+        page = {"project_id": gate["project_id"], "secret_key": gate["secret_key"]}
+        if values.get("MONETIX_PAYMENT_PAGE_URL"):
+            page["base_url"] = values["MONETIX_PAYMENT_PAGE_URL"]
+        monetix = {"gate": gate, "payment_page": page}
     try:
         return Settings(
+            monetix=monetix,
             bkash=BkashCredentials(**{field: values[name] for name, field in _BKASH_ENV.items()}),
             bkash_paths=paths,
             bkash_timeout_seconds=float(values.get("BKASH_TIMEOUT_SECONDS", 30)),

@@ -17,11 +17,14 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.bkash import BkashActivities
+from activities.monetix import MonetixActivities
 from config import Settings, connect_temporal, load_settings
 from providers.bkash import BkashClient
+from providers.monetix import MonetixGateClient
 from workflows.bkash import BkashAuthCapture
+from workflows.monetix import MonetixGatePurchase, PaymentPagePurchase
 
-WORKFLOWS = [BkashAuthCapture]
+WORKFLOWS = [BkashAuthCapture, MonetixGatePurchase, PaymentPagePurchase]
 
 
 @contextlib.asynccontextmanager
@@ -36,12 +39,22 @@ def build_activities(settings: Settings, http: httpx.AsyncClient) -> list:
     """The activity objects, each holding its provider client (and so its token cache)."""
     bkash = BkashActivities(BkashClient(http, settings.bkash, settings.bkash_paths,
                                         timeout=settings.bkash_timeout_seconds))
-    return [bkash.create_payment, bkash.execute_payment, bkash.query_payment,
+    acts = [bkash.create_payment, bkash.execute_payment, bkash.query_payment,
             bkash.capture_payment, bkash.void_payment]
+    if settings.monetix:
+        monetix = MonetixActivities(MonetixGateClient(http, settings.monetix.gate),
+                                    settings.monetix.payment_page)
+        acts += [monetix.monetix_sale, monetix.monetix_clarification, monetix.monetix_status,
+                 monetix.monetix_payment_page_link]
+    return acts
 
 
 def build_worker(client: Client, task_queue: str, activities: list, **kwargs) -> Worker:
-    return Worker(client, task_queue=task_queue, workflows=WORKFLOWS, activities=activities,
+    # Monetix workflows are registered only where their activities are (a worker without Monetix
+    # credentials must not pick up a Monetix purchase it cannot progress).
+    names = {getattr(a, "__name__", "") for a in activities}
+    workflows = [w for w in WORKFLOWS if w is BkashAuthCapture or "monetix_sale" in names]
+    return Worker(client, task_queue=task_queue, workflows=workflows, activities=activities,
                   graceful_shutdown_timeout=timedelta(seconds=30), **kwargs)
 
 

@@ -6,17 +6,20 @@ when set, is where customers land after bKash (with ?payment=&outcome=&paymentID
 
 import argparse
 import asyncio
-import os
 
 import uvicorn
 
-from config import connect_temporal
+from config import connect_temporal, load_settings
 from endpoint.app import create_app
 
 
 async def main(host: str, port: int) -> None:
+    settings = load_settings()
     client = await connect_temporal()
-    app = create_app(client, result_page_url=os.environ.get("PAYMENTS_RESULT_PAGE_URL"))
+    projects = {}
+    if settings.monetix:
+        projects[settings.monetix.project_id] = settings.monetix.gate.secret_key.get_secret_value()
+    app = create_app(client, result_page_url=settings.result_page_url, monetix_projects=projects)
     await uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=False)).serve()
 
 

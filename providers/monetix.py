@@ -791,6 +791,32 @@ class MonetixGateClient:
         answer = await self._post("clarification", self._config.clarification_path, clar.payment_id, body)
         return self._ack(answer, clar.payment_id, "clarification")
 
+    async def clarify_fields(self, payment_id: str, fields: Mapping[str, Any]) -> MonetixAck:
+        """Answer an ``awaiting clarification`` callback: ``fields`` mirrors its clarification_fields,
+        e.g. ``{"account": {"number": "01712345678"}}`` (§3.5: the keys mirror request objects)."""
+        problems = []
+        if not isinstance(fields, Mapping) or not fields:
+            problems.append("the clarification must carry at least one requested field")
+        else:
+            for key in fields:
+                if key in ("general", "signature") or not isinstance(key, str) or not key:
+                    problems.append(f"clarification field {key!r} is not allowed")
+            account = fields.get("account") if isinstance(fields.get("account"), Mapping) else None
+            if account is not None and "number" in account:
+                try:
+                    _check_account_number(account["number"], "account.number")
+                except ValueError as exc:
+                    problems.append(str(exc))
+        try:
+            _check_payment_id(payment_id, "general.payment_id")
+        except ValueError as exc:
+            problems.append(str(exc))
+        if problems:
+            raise MonetixInvalidRequest(problems, payment_id=payment_id if isinstance(payment_id, str) else None)
+        body = {"general": {"project_id": self._config.project_id, "payment_id": payment_id}, **fields}
+        answer = await self._post("clarification", self._config.clarification_path, payment_id, body)
+        return self._ack(answer, payment_id, "clarification")
+
     async def status(self, payment_id: str) -> MonetixStatus:
         """Ask Monetix where the payment stands (§3.4). Monetix asks for at least 10 s after the sale;
         that pacing is the caller's (a workflow timer), not this client's.

@@ -1,0 +1,239 @@
+"""What the Monetix workflows (Gate purchase, Payment Page purchase) exchange with merchant code, the
+merchant endpoint and their activities. Amounts are integer minor units (poisha)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from providers.monetix import MonetixSaleRequest, PaymentPageParams
+
+
+def workflow_id_for_payment(payment_id: str) -> str:
+    # Gate and Payment Page purchases share the project's payment_id space, so one prefix: the
+    # endpoint routes a callback by payment.id without knowing which interface started it.
+    return f"monetix-{payment_id}"
+
+
+class MonetixStage(StrEnum):
+    SALE = "SALE"
+    AWAITING_INSTRUCTIONS = "AWAITING_INSTRUCTIONS"
+    AWAITING_CLARIFICATION = "AWAITING_CLARIFICATION"
+    AWAITING_TRANSACTION_ID = "AWAITING_TRANSACTION_ID"
+    CLARIFYING = "CLARIFYING"
+    AWAITING_CUSTOMER = "AWAITING_CUSTOMER"  # Payment Page: the customer is on the checkout page
+    AWAITING_RESULT = "AWAITING_RESULT"
+    # final
+    SUCCESS = "SUCCESS"
+    DECLINED = "DECLINED"
+    EXPIRED = "EXPIRED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (MonetixStage.SUCCESS, MonetixStage.DECLINED, MonetixStage.EXPIRED)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+def _check_callback_base(v: str) -> str:
+    parts = urlsplit(v)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        raise ValueError(f"callback_base_url {v!r} must be an absolute http(s) URL without a query")
+    return v.rstrip("/")
+
+
+class MonetixPurchaseRequest(_Model):
+    """A bKash purchase through Monetix Gate. ``sale`` carries Monetix's own validation (BDT only,
+    amount a positive multiple of 1000 poisha, account number digits ≤ 12, email, IP)."""
+
+    sale: MonetixSaleRequest
+    callback_base_url: str
+    instructions_wait: timedelta = timedelta(minutes=2)
+    # How long the customer has to pay in bKash and type the transaction ID on the merchant's site.
+    transaction_id_window: timedelta = timedelta(minutes=30)
+    clarification_window: timedelta = timedelta(minutes=30)  # §3.5: the platform waits 30 min
+    final_callback_wait: timedelta = timedelta(minutes=2)
+    provider_timeout: timedelta = timedelta(seconds=30)
+
+    @field_validator("callback_base_url")
+    @classmethod
+    def _callback_base(cls, v: str) -> str:
+        return _check_callback_base(v)
+
+    @property
+    def workflow_id(self) -> str:
+        return workflow_id_for_payment(self.sale.payment_id)
+
+    @property
+    def callback_url(self) -> str:
+        return f"{self.callback_base_url}/monetix/callback"
+
+
+class PaymentPagePurchaseRequest(_Model):
+    params: PaymentPageParams
+    callback_base_url: str
+    # The customer has this long on the checkout page before the status request decides.
+    result_window: timedelta = timedelta(minutes=45)
+    provider_timeout: timedelta = timedelta(seconds=30)
+
+    @field_validator("callback_base_url")
+    @classmethod
+    def _callback_base(cls, v: str) -> str:
+        return _check_callback_base(v)
+
+    @property
+    def workflow_id(self) -> str:
+        return workflow_id_for_payment(self.params.payment_id)
+
+    @property
+    def callback_url(self) -> str:
+        return f"{self.callback_base_url}/monetix/callback"
+
+
+class DisplayItem(_Model):
+    type: str | None = None
+    title: str | None = None
+    data: str | None = None
+
+
+class MonetixCallbackEvent(_Model):
+    """A callback the endpoint verified (signature checked) and reduced to what the workflow needs."""
+
+    payment_id: str
+    payment_status: str
+    operation_id: str | None = None
+    operation_type: str | None = None
+    operation_status: str | None = None
+    code: str | None = None
+    message: str | None = None
+    sum_amount: int | None = None
+    sum_currency: str | None = None
+    account_number: str | None = None
+    provider_payment_id: str | None = None
+    display_data: list[DisplayItem] = []
+    clarification_fields: dict[str, Any] | None = None
+
+    @property
+    def update_id(self) -> str:
+        # §4.1: the same callback can arrive more than once; process idempotently keyed by
+        # (payment.id, operation.id, operation.status).
+        return (f"callback-{self.operation_id or '-'}-{self.operation_type or '-'}-"
+                f"{self.operation_status or self.payment_status}-{self.payment_status}")
+
+
+class CallbackAck(_Model):
+    applied: bool
+    stage: MonetixStage
+    detail: str = ""
+
+
+TRANSACTION_ID = re.compile(r"^[A-Za-z0-9]{6,20}$")
+
+
+class TransactionIdSubmission(_Model):
+    transaction_id: str
+
+
+class ClarificationAnswer(_Model):
+    """The fields Monetix asked for in clarification_fields, e.g. {"account": {"number": "0171..."}}."""
+
+    fields: dict[str, Any] = Field(min_length=1)
+
+
+class PaymentInstructions(_Model):
+    """What the customer needs to pay, or what Monetix still needs (update-with-start answer)."""
+
+    workflow_id: str
+    payment_id: str
+    stage: MonetixStage
+    display_data: list[DisplayItem] = []
+    clarification_fields: dict[str, Any] | None = None
+    payment_page_url: str | None = None
+    detail: str = ""
+
+
+class MonetixTimelineEvent(_Model):
+    at: datetime
+    stage: MonetixStage
+    event: str
+
+
+class MonetixPurchaseState(_Model):
+    workflow_id: str
+    payment_id: str
+    interface: str  # "gate" | "payment_page"
+    stage: MonetixStage
+    requested_amount: int
+    request_id: str | None = None
+    display_data: list[DisplayItem] = []
+    clarification_fields: dict[str, Any] | None = None
+    transaction_id: str | None = None
+    rejected_transaction_ids: list[str] = []
+    callbacks_applied: int = 0
+    callbacks_ignored: int = 0
+    last_error: str | None = None
+    timeline: list[MonetixTimelineEvent] = []
+
+
+class MonetixPurchaseResult(_Model):
+    payment_id: str
+    outcome: MonetixStage
+    requested_amount: int
+    paid_amount: int | None = None
+    amount_changed: bool = False
+    currency: str = "BDT"
+    decline_code: str | None = None
+    decline_message: str | None = None
+    provider_payment_id: str | None = None
+    account_number: str | None = None
+    detail: str = ""
+
+
+# Activity inputs and outputs --------------------------------------------------------------
+
+class SaleInput(_Model):
+    sale: MonetixSaleRequest
+    callback_url: str
+
+
+class SaleAck(_Model):
+    payment_id: str
+    request_id: str | None = None
+    # Set when an earlier attempt turned out to be registered already (resolved by status).
+    known_status: str | None = None
+
+
+class ClarificationInput(_Model):
+    payment_id: str
+    additional_data: dict[str, str] = {}
+    fields: dict[str, Any] = {}
+    # The payment statuses in which the clarification is still needed; a retry first asks Monetix
+    # and does not send again once the payment has moved on.
+    pending_statuses: list[str] = []
+
+
+class StatusPoll(_Model):
+    payment_id: str
+    # Return as soon as the status is one of these (or final); otherwise raise so Temporal's retry
+    # policy polls again with backoff.
+    wanted_statuses: list[str] = []
+    # Payment Page: "never registered" means the customer never paid, a final answer.
+    not_found_is_final: bool = False
+
+
+class PaymentPageLinkInput(_Model):
+    params: PaymentPageParams
+    callback_url: str
+
+
+class PaymentPageLink(_Model):
+    url: str
+    widget_params: dict[str, Any]
