@@ -26,4 +26,4 @@ clean:
 # Re-record the saved histories the replay tests use (only when a change is deliberately versioned).
 histories: $(STAMP)
 	rm -f tests/histories/*.json
-	RECORD_HISTORIES=1 $(BIN)/python -m pytest -q tests/e2e tests/workflows/test_bkash_timers.py
+	RECORD_HISTORIES=1 $(BIN)/python -m pytest -q tests/e2e tests/workflows/test_bkash_timers.py tests/workflows/test_monetix_timers.py

@@ -6,8 +6,15 @@
     python starter.py status INV-1001
     python starter.py list --stage AUTHORIZED
 
-The functions below are the API: start_payment, report_service_delivered, report_service_failed,
-payment_state, list_payments.
+    python starter.py gate-pay --payment-id P-1 --amount 1000.00 --customer-id C-1 \
+        --email c@example.com --ip 203.0.113.7 --first-name Rahim --last-name Uddin
+    python starter.py txn P-1 8KJ1056KR3                         # the customer's bKash TrxID
+    python starter.py gate-status P-1
+    python starter.py page-url --payment-id P-2 --amount 500.00 --customer-id C-1 ...
+
+The functions below are the API. bKash: start_payment, report_service_delivered,
+report_service_failed, payment_state, list_payments. Monetix: start_gate_purchase,
+submit_transaction_id, provide_clarification, purchase_state, start_payment_page_purchase.
 """
 
 from __future__ import annotations
@@ -36,6 +43,15 @@ from temporalio.service import RPCError, RPCStatusCode
 from providers.money import format_bdt, parse_bdt
 from workflows import search_attributes as sa
 from workflows.bkash import BkashAuthCapture
+from workflows.monetix import MonetixGatePurchase, PaymentPagePurchase
+from workflows.monetix_models import (
+    MonetixPurchaseRequest,
+    MonetixPurchaseState,
+    PaymentInstructions,
+    PaymentPagePurchaseRequest,
+    TransactionIdSubmission,
+    workflow_id_for_payment,
+)
 from workflows.bkash_models import (
     TASK_QUEUE,
     ApprovalUrl,
@@ -53,45 +69,112 @@ class PaymentError(Exception):
     """A merchant action that could not be taken; the message says why and what to do."""
 
 
-async def start_payment(client: Client, req: BkashPaymentRequest, *,
-                        task_queue: str = TASK_QUEUE) -> ApprovalUrl:
-    """Start (or find the running) payment for the invoice and return where to send the customer.
-
-    Idempotent by invoice: a second call while the payment runs returns the same payment
-    (USE_EXISTING); a finished invoice cannot be paid again (REJECT_DUPLICATE).
-    """
+async def _start_with_update(client: Client, run, request, workflow_id: str, update,
+                             attributes: list[SearchAttributePair], summary: str,
+                             task_queue: str, already: str):
+    """Update-with-start, idempotent by business key: a running payment is returned as it is
+    (USE_EXISTING); a finished one cannot be started again (REJECT_DUPLICATE)."""
     op = WithStartWorkflowOperation(
-        BkashAuthCapture.run, req, id=req.workflow_id, task_queue=task_queue,
+        run, request, id=workflow_id, task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=TypedSearchAttributes([
-            SearchAttributePair(sa.PAYMENT_PROVIDER, "bkash"),
-            SearchAttributePair(sa.MERCHANT_INVOICE, req.invoice_number),
-            SearchAttributePair(sa.PAYMENT_STAGE, BkashStage.CREATING.value),
-        ]),
-        static_summary=f"bKash Auth & Capture · {format_bdt(req.amount_poisha)} BDT · "
-                       f"invoice {req.invoice_number}")
+        search_attributes=TypedSearchAttributes(attributes), static_summary=summary)
     try:
-        return await client.execute_update_with_start_workflow(
-            BkashAuthCapture.approval_url, start_workflow_operation=op)
+        return await client.execute_update_with_start_workflow(update, start_workflow_operation=op)
     except WorkflowAlreadyStartedError:
-        result = await client.get_workflow_handle_for(BkashAuthCapture.run, req.workflow_id).result()
-        raise PaymentError(f"invoice {req.invoice_number} was already paid through bKash and "
-                           f"ended {result.stage.value}; use a new invoice number") from None
+        result = await client.get_workflow_handle_for(run, workflow_id).result()
+        outcome = getattr(result, "stage", None) or getattr(result, "outcome", None)
+        raise PaymentError(f"{already} was already paid and ended {outcome.value}; "
+                           "use a new one") from None
 
 
-async def _decide(client: Client, invoice_number: str, update, note: str) -> ServiceDecisionAck:
-    handle = client.get_workflow_handle(workflow_id_for_invoice(invoice_number))
+async def start_payment(client: Client, req: BkashPaymentRequest, *,
+                        task_queue: str = TASK_QUEUE) -> ApprovalUrl:
+    """Start (or find the running) bKash payment for the invoice; returns where to send the customer."""
+    return await _start_with_update(
+        client, BkashAuthCapture.run, req, req.workflow_id, BkashAuthCapture.approval_url,
+        [SearchAttributePair(sa.PAYMENT_PROVIDER, "bkash"),
+         SearchAttributePair(sa.MERCHANT_INVOICE, req.invoice_number),
+         SearchAttributePair(sa.PAYMENT_STAGE, BkashStage.CREATING.value)],
+        f"bKash Auth & Capture · {format_bdt(req.amount_poisha)} BDT · invoice {req.invoice_number}",
+        task_queue, f"invoice {req.invoice_number}")
+
+
+async def start_gate_purchase(client: Client, req: MonetixPurchaseRequest, *,
+                              task_queue: str = TASK_QUEUE) -> PaymentInstructions:
+    """Start (or find) a Monetix Gate purchase; returns the payment instructions to show the
+    customer (display_data), or the fields Monetix asks for first (clarification_fields)."""
+    return await _start_with_update(
+        client, MonetixGatePurchase.run, req, req.workflow_id,
+        MonetixGatePurchase.payment_instructions,
+        [SearchAttributePair(sa.PAYMENT_PROVIDER, "monetix"),
+         SearchAttributePair(sa.MERCHANT_INVOICE, req.sale.payment_id),
+         SearchAttributePair(sa.PAYMENT_STAGE, "SALE")],
+        f"Monetix bKash (Gate) · {format_bdt(req.sale.amount)} BDT · payment {req.sale.payment_id}",
+        task_queue, f"Monetix payment_id {req.sale.payment_id}")
+
+
+async def start_payment_page_purchase(client: Client, req: PaymentPagePurchaseRequest, *,
+                                      task_queue: str = TASK_QUEUE) -> PaymentInstructions:
+    """Start (or find) a Monetix Payment Page purchase; returns the signed Payment Page URL."""
+    return await _start_with_update(
+        client, PaymentPagePurchase.run, req, req.workflow_id, PaymentPagePurchase.payment_page,
+        [SearchAttributePair(sa.PAYMENT_PROVIDER, "monetix"),
+         SearchAttributePair(sa.MERCHANT_INVOICE, req.params.payment_id),
+         SearchAttributePair(sa.PAYMENT_STAGE, "SALE")],
+        f"Monetix bKash (Payment Page) · {format_bdt(req.params.amount)} BDT · "
+        f"payment {req.params.payment_id}", task_queue,
+        f"Monetix payment_id {req.params.payment_id}")
+
+
+async def _update(client: Client, workflow_id: str, update, arg, update_id: str, what: str):
+    handle = client.get_workflow_handle(workflow_id)
     try:
         # The update id makes a retried call (network blip, double click) harmless.
-        return await handle.execute_update(update, ServiceOutcome(note=note),
-                                           id=f"{update.__name__}")
+        return await handle.execute_update(update, arg, id=update_id)
     except WorkflowUpdateFailedError as err:
         raise PaymentError(str(err.cause.message if err.cause else err)) from None
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            raise PaymentError(f"no running bKash payment for invoice {invoice_number}") from None
+            raise PaymentError(f"no running {what}") from None
         raise
+
+
+async def submit_transaction_id(client: Client, payment_id: str,
+                                transaction_id: str) -> PaymentInstructions:
+    """The customer typed the bKash transaction ID on the merchant's site."""
+    return await _update(client, workflow_id_for_payment(payment_id),
+                         MonetixGatePurchase.submit_transaction_id,
+                         TransactionIdSubmission(transaction_id=transaction_id),
+                         f"transaction-id-{transaction_id.strip().upper()}",
+                         f"Monetix purchase {payment_id}")
+
+
+async def provide_clarification(client: Client, payment_id: str,
+                                fields: dict) -> PaymentInstructions:
+    """Answer Monetix's clarification_fields, e.g. {"account": {"number": "01712345678"}}."""
+    from workflows.monetix_models import ClarificationAnswer
+
+    return await _update(client, workflow_id_for_payment(payment_id),
+                         MonetixGatePurchase.provide_clarification,
+                         ClarificationAnswer(fields=fields), "clarification",
+                         f"Monetix purchase {payment_id}")
+
+
+async def purchase_state(client: Client, payment_id: str) -> MonetixPurchaseState:
+    handle = client.get_workflow_handle(workflow_id_for_payment(payment_id))
+    try:
+        return await handle.query(MonetixGatePurchase.state)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise PaymentError(f"no Monetix purchase {payment_id}") from None
+        raise
+
+
+async def _decide(client: Client, invoice_number: str, update, note: str) -> ServiceDecisionAck:
+    return await _update(client, workflow_id_for_invoice(invoice_number), update,
+                         ServiceOutcome(note=note), update.__name__,
+                         f"bKash payment for invoice {invoice_number}")
 
 
 async def report_service_delivered(client: Client, invoice_number: str,

@@ -94,7 +94,7 @@ class MonetixActivities:
             raise _to_application_error(err) from None
         except MonetixError as err:
             raise _to_application_error(err) from None
-        if status.final or status.status in poll.wanted_statuses:
+        if status.final or poll.accept_any or status.status in poll.wanted_statuses:
             return status
         raise ApplicationError(f"Monetix payment {poll.payment_id} is still {status.status!r}",
                                type=STILL_PROCESSING, category=ApplicationErrorCategory.BENIGN)

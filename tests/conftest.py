@@ -30,11 +30,16 @@ from sandbox.bkash import BkashSandboxConfig
 from sandbox.bkash import create_app as create_bkash_sandbox
 from sandbox.bkash.admin import BkashSandboxAdmin
 from sandbox.bkash.customer import BkashCustomer
+from sandbox.monetix import MonetixSandboxConfig
+from sandbox.monetix import create_app as create_monetix_sandbox
+from sandbox.monetix.admin import MonetixSandboxAdmin
+from sandbox.monetix.customer import MonetixBkashCustomer
 from worker import build_activities, build_worker
 from workflows import search_attributes as sa
 
 BIN = Path(sys.executable).parent
 SANDBOX = BkashSandboxConfig()
+MONETIX = MonetixSandboxConfig(other_projects={4321: "another-merchants-key"})
 # Short provider timeout so a "response lost past the timeout" fault costs seconds, not 30 s.
 TEST_PROVIDER_TIMEOUT = 3.0
 
@@ -98,6 +103,12 @@ async def bkash_sandbox_url():
         yield url
 
 
+@pytest_asyncio.fixture(scope="session")
+async def monetix_sandbox_url():
+    async with serve_asgi(create_monetix_sandbox(MONETIX)) as url:
+        yield url
+
+
 @dataclass
 class Stack:
     """Everything a test needs to act as merchant code, as the customer, and as an auditor."""
@@ -107,47 +118,63 @@ class Stack:
     sandbox: BkashSandboxAdmin
     customer: BkashCustomer
     endpoint_url: str
+    monetix: MonetixSandboxAdmin
+    monetix_customer: MonetixBkashCustomer
+    monetix_url: str
 
     def invoice(self, prefix: str = "INV") -> str:
         return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def make_settings(sandbox_url: str, endpoint_url: str, task_queue: str) -> Settings:
+def make_settings(sandbox_url: str, endpoint_url: str, task_queue: str,
+                  monetix_url: str) -> Settings:
+    monetix = {"gate": {"base_url": monetix_url, "project_id": MONETIX.project_id,
+                        "secret_key": MONETIX.secret_key, "timeout_seconds": TEST_PROVIDER_TIMEOUT},
+               "payment_page": {"base_url": monetix_url, "project_id": MONETIX.project_id,
+                                "secret_key": MONETIX.secret_key}}
     return Settings(bkash=BkashCredentials(base_url=f"{sandbox_url}/v1.2.0-beta",
                                            app_key=SANDBOX.app_key, app_secret=SANDBOX.app_secret,
                                            username=SANDBOX.username, password=SANDBOX.password),
-                    bkash_timeout_seconds=TEST_PROVIDER_TIMEOUT, callback_base_url=endpoint_url,
-                    task_queue=task_queue)
+                    monetix=monetix, bkash_timeout_seconds=TEST_PROVIDER_TIMEOUT,
+                    callback_base_url=endpoint_url, task_queue=task_queue)
 
 
 @contextlib.asynccontextmanager
-async def running_stack(env: WorkflowEnvironment, sandbox_url: str, http: httpx.AsyncClient,
-                        activities: list | None = None):
+async def running_stack(env: WorkflowEnvironment, sandbox_url: str, monetix_url: str,
+                        http: httpx.AsyncClient, activities: list | None = None):
     task_queue = f"payments-{uuid.uuid4().hex[:8]}"
-    async with serve_asgi(create_endpoint(env.client)) as endpoint_url:
-        settings = make_settings(sandbox_url, endpoint_url, task_queue)
+    endpoint = create_endpoint(env.client,
+                               monetix_projects={MONETIX.project_id: MONETIX.secret_key})
+    async with serve_asgi(endpoint) as endpoint_url:
+        settings = make_settings(sandbox_url, endpoint_url, task_queue, monetix_url)
         acts = activities if activities is not None else build_activities(settings, http)
         async with build_worker(env.client, task_queue, acts):
             async with httpx.AsyncClient(timeout=30) as browser:
                 yield Stack(client=env.client, settings=settings,
                             sandbox=BkashSandboxAdmin(sandbox_url, http),
-                            customer=BkashCustomer(browser), endpoint_url=endpoint_url)
+                            customer=BkashCustomer(browser), endpoint_url=endpoint_url,
+                            monetix=MonetixSandboxAdmin(monetix_url, http),
+                            monetix_customer=MonetixBkashCustomer(browser, monetix_url),
+                            monetix_url=monetix_url)
 
 
 @pytest_asyncio.fixture(scope="session")
-async def shared_activities(bkash_sandbox_url, http):
+async def shared_activities(bkash_sandbox_url, monetix_sandbox_url, http):
     # One worker process in production holds one BkashClient (one token cache); the test session
     # does the same, so the sandbox's two-token-calls-an-hour limit holds across all tests.
-    return build_activities(make_settings(bkash_sandbox_url, "http://unused", "unused"), http)
+    return build_activities(make_settings(bkash_sandbox_url, "http://unused", "unused",
+                                          monetix_sandbox_url), http)
 
 
 @pytest_asyncio.fixture
-async def stack(dev_env, bkash_sandbox_url, http, shared_activities):
-    async with running_stack(dev_env, bkash_sandbox_url, http, shared_activities) as s:
+async def stack(dev_env, bkash_sandbox_url, monetix_sandbox_url, http, shared_activities):
+    async with running_stack(dev_env, bkash_sandbox_url, monetix_sandbox_url, http,
+                             shared_activities) as s:
         yield s
 
 
 @pytest_asyncio.fixture
-async def ts_stack(ts_env, bkash_sandbox_url, http, shared_activities):
-    async with running_stack(ts_env, bkash_sandbox_url, http, shared_activities) as s:
+async def ts_stack(ts_env, bkash_sandbox_url, monetix_sandbox_url, http, shared_activities):
+    async with running_stack(ts_env, bkash_sandbox_url, monetix_sandbox_url, http,
+                             shared_activities) as s:
         yield s

@@ -60,6 +60,7 @@ STATUS_POLL = RetryPolicy(initial_interval=timedelta(seconds=10), backoff_coeffi
                           non_retryable_error_types=["MonetixInvalidRequest",
                                                      "MonetixRequestRejected"])
 
+STATUS_MIN_DELAY = timedelta(seconds=10)
 AWAITING_CLARIFICATION = "awaiting clarification"
 AWAITING_CUSTOMER = ("awaiting customer", "awaiting customer action")
 # §4.3 statuses ranked by how far a payment has gone: a callback never moves the state back.
@@ -85,6 +86,8 @@ class _MonetixPurchase:
         self._rank = 0
         self._final: MonetixStatus | None = None
         self._detail = ""
+        # §3.4: the status request must not come earlier than 10 s after the request it is about.
+        self._status_allowed_at = workflow.now() + STATUS_MIN_DELAY
 
     @workflow.query
     def state(self) -> MonetixPurchaseState:
@@ -131,6 +134,14 @@ class _MonetixPurchase:
             return
         except asyncio.TimeoutError:
             self._event(f"no callback within {wait}: polling the status request")
+        if workflow.now() < self._status_allowed_at:
+            try:
+                await workflow.wait_condition(lambda: ready() or self._final is not None,
+                                              timeout=self._status_allowed_at - workflow.now(),
+                                              timeout_summary="10 s before a status request")
+                return
+            except asyncio.TimeoutError:
+                pass
         poll = asyncio.ensure_future(workflow.execute_activity_method(
             MonetixActivities.monetix_status,
             StatusPoll(payment_id=self._payment_id, wanted_statuses=wanted,
@@ -193,6 +204,36 @@ class _MonetixPurchase:
         self._state.timeline.append(MonetixTimelineEvent(at=workflow.now(), stage=self._state.stage,
                                                          event=text))
 
+    async def _final_or_expired(self) -> None:
+        """A window ran out: one status request, so a payment that did complete is not lost."""
+        if workflow.now() < self._status_allowed_at:
+            await workflow.sleep(self._status_allowed_at - workflow.now(),
+                                 summary="10 s before a status request")
+        try:
+            status = await workflow.execute_activity_method(
+                MonetixActivities.monetix_status,
+                StatusPoll(payment_id=self._payment_id, not_found_is_final=True, accept_any=True),
+                start_to_close_timeout=self._provider_timeout + timedelta(seconds=5),
+                retry_policy=RetryPolicy(maximum_attempts=3,
+                                         initial_interval=timedelta(seconds=10)),
+                summary=f"status of {self._payment_id} (window over)")
+        except ActivityError:
+            return  # Monetix unreachable: our side ends EXPIRED, the last error shows why
+        if status.final and status.code != "3061":  # 3061: never registered, nothing to report
+            self._apply(status, None, "status")
+
+    def _record_error(self, err: ActivityError) -> None:
+        self._state.last_error = _message(err)
+        self._event(f"error: {self._state.last_error}")
+
+    async def _stop_on_cancel(self) -> None:
+        """An operator cancelled: stop waiting for the customer, but ask Monetix once so a payment
+        that did complete is reported, not lost."""
+        self._event(f"workflow cancelled by an operator during {self._state.stage.value}")
+        if self._final is None:
+            self._detail = "cancelled by an operator"
+            await self._final_or_expired()
+
     def _instructions(self, payment_page_url: str | None = None) -> PaymentInstructions:
         return PaymentInstructions(workflow_id=self._state.workflow_id,
                                    payment_id=self._payment_id, stage=self._state.stage,
@@ -215,12 +256,15 @@ class MonetixGatePurchase(_MonetixPurchase):
 
     @workflow.run
     async def run(self, req: MonetixPurchaseRequest) -> MonetixPurchaseResult:
-        if await self._sale():
-            await self._payment_instructions()
-            if self._final is None and self._state.display_data:
-                await self._transaction_id_and_clarification()
-            if self._final is None and self._state.stage is MonetixStage.AWAITING_RESULT:
-                await self._final_result()
+        try:
+            if await self._sale():
+                await self._payment_instructions()
+                if self._final is None and self._state.display_data:
+                    await self._transaction_id_and_clarification()
+                if self._final is None and self._state.stage is MonetixStage.AWAITING_RESULT:
+                    await self._final_result()
+        except asyncio.CancelledError:
+            await self._stop_on_cancel()
         return await self._finish(req.sale.amount)
 
     # -- merchant code and the customer --------------------------------------------------------
@@ -230,7 +274,8 @@ class MonetixGatePurchase(_MonetixPurchase):
         """Update-with-start: the instructions to show the customer (or the fields Monetix asks
         for) in the same call that starts the purchase."""
         await workflow.wait_condition(
-            lambda: bool(self._state.display_data) or self._state.clarification_fields is not None
+            lambda: self._state.stage in (MonetixStage.AWAITING_TRANSACTION_ID,
+                                          MonetixStage.AWAITING_CLARIFICATION)
             or self._final is not None or self._state.stage.is_final)
         return self._instructions()
 
@@ -306,6 +351,7 @@ class MonetixGatePurchase(_MonetixPurchase):
             self._detail = f"Monetix refused the sale: {_message(err)}"
             return False
         self._state.request_id = ack.request_id
+        self._status_allowed_at = workflow.now() + STATUS_MIN_DELAY
         self._set_stage(MonetixStage.AWAITING_INSTRUCTIONS,
                         f"sale accepted (request {ack.request_id or ack.known_status})")
         return True
@@ -379,25 +425,6 @@ class MonetixGatePurchase(_MonetixPurchase):
     async def _final_result(self) -> None:
         await self._wait_or_poll(lambda: False, self._req.final_callback_wait, [], "final result")
 
-    async def _final_or_expired(self) -> None:
-        """A window ran out: one status request, so a payment that did complete is not lost."""
-        try:
-            status = await workflow.execute_activity_method(
-                MonetixActivities.monetix_status,
-                StatusPoll(payment_id=self._payment_id, not_found_is_final=True),
-                start_to_close_timeout=self._provider_timeout + timedelta(seconds=5),
-                retry_policy=RetryPolicy(maximum_attempts=3,
-                                         initial_interval=timedelta(seconds=10)),
-                summary=f"status of {self._payment_id} (window over)")
-            self._apply(status, None, "status")
-        except ActivityError:
-            pass  # still in progress at Monetix: our side ends EXPIRED
-
-    def _record_error(self, err: ActivityError) -> None:
-        self._state.last_error = _message(err)
-        self._event(f"error: {self._state.last_error}")
-
-
 @workflow.defn
 class PaymentPagePurchase(_MonetixPurchase):
     interface = "payment_page"
@@ -417,8 +444,11 @@ class PaymentPagePurchase(_MonetixPurchase):
             summary=f"Payment Page link {format_bdt(req.params.amount)} BDT")
         self._url = link.url
         self._set_stage(MonetixStage.AWAITING_CUSTOMER, "Payment Page link ready")
-        await self._wait_or_poll(lambda: False, req.result_window, [], "Payment Page result",
-                                 not_found_is_final=True)
+        try:
+            await self._wait_or_poll(lambda: False, req.result_window, [], "Payment Page result",
+                                     not_found_is_final=True)
+        except asyncio.CancelledError:
+            await self._stop_on_cancel()
         if self._final is not None and self._final.code == "3061":
             self._final = None
             self._detail = "the customer never paid on the Payment Page"

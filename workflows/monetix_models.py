@@ -227,6 +227,8 @@ class StatusPoll(_Model):
     wanted_statuses: list[str] = []
     # Payment Page: "never registered" means the customer never paid, a final answer.
     not_found_is_final: bool = False
+    # Return whatever the status is (one look, no polling).
+    accept_any: bool = False
 
 
 class PaymentPageLinkInput(_Model):

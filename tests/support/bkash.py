@@ -42,16 +42,21 @@ async def wait_for_stage(stack, req, stage: BkashStage, timeout: float = 30) -> 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 
 
-async def result(stack, req):
-    """The workflow's result; with RECORD_HISTORIES=1 its history is saved for the replay tests."""
-    handle = stack.client.get_workflow_handle_for(BkashAuthCapture.run, req.workflow_id)
-    res = await handle.result()
+async def record_history(handle, prefix: str) -> None:
+    """With RECORD_HISTORIES=1, save the finished workflow's history for the replay tests."""
     if os.environ.get("RECORD_HISTORIES"):
         test = os.environ.get("PYTEST_CURRENT_TEST", "unknown").split(" ")[0].split("::")[-1]
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", test).strip("_")
         HISTORIES.mkdir(exist_ok=True)
         history = await handle.fetch_history()
-        (HISTORIES / f"bkash__{name}.json").write_text(history.to_json())
+        (HISTORIES / f"{prefix}__{name}.json").write_text(history.to_json())
+
+
+async def result(stack, req):
+    """The workflow's result; its history is saved when recording (see record_history)."""
+    handle = stack.client.get_workflow_handle_for(BkashAuthCapture.run, req.workflow_id)
+    res = await handle.result()
+    await record_history(handle, "bkash")
     return res
 
 

@@ -14,12 +14,21 @@ from worker import WORKFLOWS
 HISTORIES = sorted((Path(__file__).resolve().parent.parent / "histories").glob("*.json"))
 
 
-def test_there_is_a_saved_history_for_every_bkash_path():
+def test_there_is_a_saved_history_for_every_path():
     names = {p.stem for p in HISTORIES}
-    for path in ("approved_then_delivered", "service_failed_voids", "customer_cancel",
-                 "insufficient_balance", "lost_execute_response", "execute_lost_before",
-                 "hold_deadline", "never_approving", "closed_tab"):
-        assert any(path in n for n in names), f"no saved history for the {path} path"
+    for path in ("bkash__test_approved_then_delivered", "bkash__test_service_failed_voids",
+                 "bkash__test_customer_cancel", "bkash__test_insufficient_balance",
+                 "bkash__test_lost_execute_response", "bkash__test_execute_lost_before",
+                 "bkash__test_no_service_decision_before_the_hold_deadline",
+                 "bkash__test_customer_never_approving", "bkash__test_closed_tab",
+                 "bkash__test_operator_cancel",
+                 "monetix__test_gate_purchase_with_instructions", "monetix__test_insufficient_balance",
+                 "monetix__test_customer_paying_a_different_amount",
+                 "monetix__test_omitted_account_number", "monetix__test_lost_final_callback",
+                 "monetix__test_duplicate_and_out_of_order", "monetix__test_transaction_id_by_signal",
+                 "monetix__test_customer_never_submitting", "monetix__test_payment_page_purchase",
+                 "monetix__test_payment_page_decline", "monetix__test_payment_page_never_used"):
+        assert any(n.startswith(path) for n in names), f"no saved history for the {path} path"
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
