@@ -195,7 +195,10 @@ class _MonetixPurchase:
         self._state.stage = stage
         self._event(event or f"stage {stage.value}")
         if changed:
-            workflow.upsert_search_attributes([sa.PAYMENT_STAGE.value_set(stage.value)])
+            updates = [sa.PAYMENT_STAGE.value_set(stage.value)]
+            if self._final is not None and self._final.provider_payment_id:
+                updates.append(sa.PROVIDER_PAYMENT_ID.value_set(self._final.provider_payment_id))
+            workflow.upsert_search_attributes(updates)
         workflow.set_current_details(
             f"**{stage.value}** · Monetix {self.interface} · payment {self._payment_id} · "
             f"{format_bdt(self._state.requested_amount)} BDT\n\n{self._state.timeline[-1].event}")
