@@ -66,14 +66,51 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"JSON constant {name} is not valid JSON and cannot be signed (reference §2.2)")
 
 
+# No Monetix body nests more than a few levels; the bound keeps the recursive signer (and every SDK's)
+# far from Python's recursion limit whatever a hostile sender nests.
+MAX_DEPTH = 64
+# A lone UTF-16 surrogate (an unpaired "\\ud800" escape) decodes to a str that has no UTF-8 form, so it
+# can be neither signed nor verified; PHP's json_decode refuses it too (JSON_ERROR_UTF16).
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def loads(text: str | bytes) -> Any:
     """Parse JSON so that every number signs exactly as written (§2.2, §7 "never sign re-serialised JSON").
 
     Integers stay ``int`` (Python ints are exact, so ``1111111111111111`` survives); every other number
     becomes a :class:`RawNumber` carrying its original text. ``\\uXXXX`` escapes are decoded, which is
     what §2.1 "Unicode" requires.
+
+    Anything that is not signable JSON raises ``ValueError`` and nothing else: invalid UTF-8 or JSON,
+    NaN/Infinity, integers over Python's 4300-digit limit, nesting deeper than ``MAX_DEPTH`` and lone
+    surrogates. Whatever it returns can be passed to :func:`verify` without an exception.
     """
-    return json.loads(text, parse_float=RawNumber, parse_int=_parse_int, parse_constant=_reject_constant)
+    try:
+        data = json.loads(text, parse_float=RawNumber, parse_int=_parse_int, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels cannot be signed") from None
+    _check_signable(data)
+    return data
+
+
+def _check_signable(data: Any) -> None:
+    # Iterative, so that checking the depth cannot itself hit the recursion limit.
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            if depth >= MAX_DEPTH:
+                raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels cannot be signed")
+            for key, item in value.items():
+                if _LONE_SURROGATE.search(key):
+                    raise ValueError("JSON text with a lone UTF-16 surrogate escape cannot be signed")
+                stack.append((item, depth + 1))
+        elif isinstance(value, list):
+            if depth >= MAX_DEPTH:
+                raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels cannot be signed")
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str) and _LONE_SURROGATE.search(value):
+            raise ValueError("JSON text with a lone UTF-16 surrogate escape cannot be signed")
 
 
 def _render(value: Any, path: str) -> str:
@@ -219,8 +256,10 @@ def verify(data: Mapping[str, Any], secret: str) -> bool:
     received = extract_signature(data)
     if received is None:
         return False
+    if not received.isascii():
+        return False  # Base64 is ASCII; anything else (even text with no UTF-8 form) is simply wrong
     key = _key_bytes(secret)
-    received_bytes = received.encode("utf-8")
+    received_bytes = received.encode("ascii")
     byte_string = signing_string(data, order="byte")
     natural_string = signing_string(data, order="natural")
     ok = hmac.compare_digest(_hmac_b64(byte_string, key).encode("ascii"), received_bytes)
