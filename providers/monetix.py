@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, NamedTuple
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import quote_plus, urlencode, urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -265,8 +265,9 @@ def _problem_text(err: Mapping[str, Any]) -> str:
     return f"{name}: {err.get('msg', 'invalid')}"
 
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
-_DIGITS = re.compile(r"^[0-9]+$")
+# Matched with fullmatch: `$` alone would also accept a trailing newline ("01712345678\n").
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def _check_payment_id(value: Any, name: str) -> str:
@@ -312,7 +313,7 @@ def _check_currency(value: Any, name: str) -> str:
 def _check_account_number(value: Any, name: str) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not _DIGITS.match(value) or len(value) > 12:
+    if not isinstance(value, str) or not _DIGITS.fullmatch(value) or len(value) > 12:
         raise ValueError(
             f"{name} {value!r} must be the customer's bKash account number, digits only, at most 12 "
             "(Monetix bKash rule), e.g. '01712345678'"
@@ -321,13 +322,17 @@ def _check_account_number(value: Any, name: str) -> str | None:
 
 
 def _check_email(value: Any, name: str) -> str:
-    if not isinstance(value, str) or len(value) > 254 or not _EMAIL.match(value):
+    if (not isinstance(value, str) or len(value) > 254 or not value.isprintable()
+            or not _EMAIL.fullmatch(value)):
         raise ValueError(f"{name} {value!r} is not a well-formed email address (like name@example.com)")
     return value
 
 
 def _check_ip(value: Any, name: str) -> str:
     try:
+        if not isinstance(value, str):
+            # ipaddress also takes an int (and so a bool): 5 would become "0.0.0.5", sent by nobody.
+            raise TypeError(name)
         return str(ipaddress.ip_address(value))
     except (ValueError, TypeError):
         raise ValueError(
@@ -347,9 +352,22 @@ def _check_text(value: Any, name: str, *, what: str) -> str:
 def _check_callback_url(value: Any, name: str) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not re.match(r"^https?://[^\s/]+", value):
+    if not isinstance(value, str) or not _is_http_url(value):
         raise ValueError(f"{name} {value!r} must be an absolute http(s) URL where Monetix can POST callbacks")
     return value
+
+
+def _is_http_url(value: str) -> bool:
+    # Monetix must be able to POST to it: no whitespace or control character anywhere (they would be
+    # signed verbatim into a Payment Page link), a host, and a port that is a number.
+    if not value.isprintable() or any(c.isspace() for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for "host:abc" or a port out of range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
