@@ -72,7 +72,9 @@ class TokenAuthority:
         self.refresh_calls += 1
         key = self._check_credentials(username, password, body)
         self._admit(key)
-        grant = self.refresh_grants.get(body.get("refresh_token") or "")
+        token = body.get("refresh_token")
+        # A list or an object would not even be a dict key; it is no refresh token either.
+        grant = self.refresh_grants.get(token) if isinstance(token, str) else None
         if grant is None or (grant.username, grant.app_key) != key or self.clock() >= grant.expires_at:
             # No stored source shows what an unknown or expired refresh token gets (§3.2, §15.6);
             # 2079 "Invalid app Token" is the nearest listed code. A client should fall back to grant.

@@ -43,7 +43,7 @@ class DropConnectionResponse(Response):
 async def json_object(request: Request) -> dict | None:
     try:
         body = json.loads(await request.body() or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting exhausts the recursive parser: not a body either
         return None
     return body if isinstance(body, dict) else None
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -53,10 +53,13 @@ class PaymentPage:
         self.sandbox.expire_due()
         as_form = "form" in request.headers.get("content-type", "")
         if as_form:
-            form = await request.form()
-            amount_text_ = str(form.get("amount") or "")
+            # Starlette's request.form() needs python-multipart, which the project does not ship; the
+            # page's form is urlencoded, which the standard library parses (as the bKash page does).
+            form = dict(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
+            amount_text_ = form.get("amount", "")
+            digits = amount_text_.isascii() and amount_text_.isdigit() and len(amount_text_) <= 19
             body: dict[str, Any] | None = {"outcome": form.get("outcome"),
-                                           "amount": int(amount_text_) if amount_text_.isdigit() else None}
+                                           "amount": int(amount_text_) if digits else None}
         else:
             body = await read_json(request) or {}
         project_id = parse_project_id(request.path_params["project_id"])

@@ -184,7 +184,9 @@ def parse_project_id(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.isdigit():
+    # ASCII digits only: str.isdigit() also says yes to "²", which int() refuses; and no project id
+    # has more digits than a 64-bit integer (int() refuses over 4300 of them).
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
         return int(value)
     return None
 
@@ -443,7 +445,9 @@ class MonetixSandbox:
         if params["payment_currency"] != "BDT":
             raise GateError("3023", field="payment_currency", detail="bKash purchases are in BDT only")
         text = params["payment_amount"]
-        amount = _check_amount(int(text) if text.isdigit() else text, "payment_amount")
+        # ASCII digits only (str.isdigit() accepts "²", which int() refuses): anything else is a 502.
+        amount = _check_amount(int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else text,
+                               "payment_amount")
         account = params.get("customer_account_number")
         if account:
             account = _check_account(account, "customer_account_number")
