@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean histories
+.PHONY: install demo test bench clean histories chaos
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "python3.11 not found; set PY=/path/to/python3.11"; exit 1; }
@@ -20,6 +20,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(ARGS)
 
+# Performance (README "Performance"): make bench ARGS="--payments 50 --concurrency 1,4,16"
+# The bench extra adds matplotlib for the chart; results go to results/ (git-ignored).
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -q -e ".[test,bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench $(ARGS)
+
 clean:
 	rm -rf $(VENV) .data results
 
@@ -27,3 +37,7 @@ clean:
 histories: $(STAMP)
 	rm -f tests/histories/*.json
 	RECORD_HISTORIES=1 $(BIN)/python -m pytest -q tests/e2e tests/workflows/test_bkash_timers.py tests/workflows/test_monetix_timers.py
+
+# The long chaos run (README "Proving it loses nothing"); make chaos ARGS="--seed 11 --count 300"
+chaos: $(STAMP)
+	$(BIN)/python -m chaos $(ARGS)

@@ -6,6 +6,7 @@ setting (never its value, so secrets cannot leak through the message).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -58,6 +59,8 @@ class Settings(BaseModel):
     monetix: MonetixSettings | None = None
     bkash_paths: BkashPaths = BkashPaths()
     bkash_timeout_seconds: float = 30.0
+    # Shared token cache (see providers.bkash.FileTokenStore); None keeps the token in-process.
+    bkash_token_cache_file: str | None = None
     callback_base_url: str
     result_page_url: str | None = None
     task_queue: str = TASK_QUEUE
@@ -135,9 +138,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if values.get("MONETIX_PAYMENT_PAGE_URL"):
             page["base_url"] = values["MONETIX_PAYMENT_PAGE_URL"]
         monetix = {"gate": gate, "payment_page": page}
+    token_file = values.get("BKASH_TOKEN_CACHE_FILE")
+    if token_file is None:
+        # On by default for the worker: restarts and sibling processes reuse one token, so bKash's
+        # two-token-calls-an-hour limit holds (§3.2). Keyed by credential set; empty disables it.
+        key = hashlib.sha256("|".join(values.get(n, "") for n in (
+            "BKASH_BASE_URL", "BKASH_APP_KEY", "BKASH_USERNAME")).encode()).hexdigest()[:16]
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        token_file = str(cache / "bkash-temporal-payments" / f"token-{key}.json")
     try:
         return Settings(
             monetix=monetix,
+            bkash_token_cache_file=token_file or None,
             bkash=BkashCredentials(**{field: values[name] for name, field in _BKASH_ENV.items()}),
             bkash_paths=paths,
             bkash_timeout_seconds=float(values.get("BKASH_TIMEOUT_SECONDS", 30)),

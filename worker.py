@@ -19,7 +19,7 @@ from temporalio.worker import Worker
 from activities.bkash import BkashActivities
 from activities.monetix import MonetixActivities
 from config import Settings, connect_temporal, load_settings
-from providers.bkash import BkashClient
+from providers.bkash import BkashClient, FileTokenStore
 from providers.monetix import MonetixGateClient
 from workflows.bkash import BkashAuthCapture
 from workflows.monetix import MonetixGatePurchase, PaymentPagePurchase
@@ -37,8 +37,10 @@ async def provider_http_client(timeout: float) -> AsyncIterator[httpx.AsyncClien
 
 def build_activities(settings: Settings, http: httpx.AsyncClient) -> list:
     """The activity objects, each holding its provider client (and so its token cache)."""
+    store = FileTokenStore(settings.bkash_token_cache_file) \
+        if settings.bkash_token_cache_file else None
     bkash = BkashActivities(BkashClient(http, settings.bkash, settings.bkash_paths,
-                                        timeout=settings.bkash_timeout_seconds))
+                                        timeout=settings.bkash_timeout_seconds, token_store=store))
     acts = [bkash.create_payment, bkash.execute_payment, bkash.query_payment,
             bkash.capture_payment, bkash.void_payment]
     if settings.monetix:

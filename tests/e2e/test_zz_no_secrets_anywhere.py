@@ -19,7 +19,7 @@ async def test_no_secret_or_token_appears_in_histories_attributes_or_logs(
 
     tokens = shared_activities[0].__self__._client.tokens
     secrets = {"app_secret": SANDBOX.app_secret, "password": SANDBOX.password,
-               "id_token": tokens._id_token, "refresh_token": tokens._refresh_token,
+               "id_token": tokens.state.id_token, "refresh_token": tokens.state.refresh_token,
                "monetix_secret_key": MONETIX.secret_key,
                "other_project_key": MONETIX.other_projects[4321]}
     assert all(secrets.values()), "the session never obtained a token: the scan would be vacuous"

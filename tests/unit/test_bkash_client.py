@@ -231,3 +231,38 @@ async def test_secrets_never_appear_in_error_messages_or_reprs():
             texts.append(repr(exc))
     for text in texts:
         assert "s3cr3t-app" not in text and "pa55word" not in text and "tok-" not in text
+
+
+async def test_a_restarted_or_second_worker_process_reuses_the_stored_token(tmp_path):
+    from providers.bkash import FileTokenStore
+
+    fake, clock = FakeBkash(), Clock()
+    store_path = tmp_path / "token.json"
+    http = httpx.AsyncClient(transport=httpx.MockTransport(fake))
+
+    def process():
+        tokens = TokenManager(http, CREDS, BkashPaths(), clock=clock,
+                              store=FileTokenStore(store_path))
+        return BkashClient(http, CREDS, tokens=tokens)
+
+    await process().query_payment("TR1")
+    await process().query_payment("TR1")        # a restart after kill -9
+    await process().query_payment("TR1")        # a sibling worker process
+    assert fake.token_calls == ["grant"]
+    assert oct(store_path.stat().st_mode & 0o777) == "0o600"
+    assert "s3cr3t-app" not in store_path.read_text() and "pa55word" not in store_path.read_text()
+
+
+async def test_the_hourly_budget_is_shared_between_processes(tmp_path):
+    from providers.bkash import FileTokenStore
+
+    fake, clock = FakeBkash(), Clock()
+    http = httpx.AsyncClient(transport=httpx.MockTransport(fake))
+    managers = [TokenManager(http, CREDS, BkashPaths(), clock=clock,
+                             store=FileTokenStore(tmp_path / "t.json")) for _ in range(3)]
+    first = await managers[0].token()
+    second = await managers[1].replace(first)   # 401 seen by process 2: one re-grant
+    assert await managers[2].replace(first) == second  # process 3 sees it was already replaced
+    with pytest.raises(BkashTokenRateLimited):
+        await managers[2].replace(second)       # a third call this hour would get us blocked
+    assert fake.token_calls == ["grant", "grant"]

@@ -1,0 +1,38 @@
+"""`make chaos ARGS="--seed 7 --count 200"`: the long chaos run; prints one line per fault kind
+(injected, survived) and the invariant violations (must be 0). Exit status 1 on any violation."""
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from chaos.harness import run_chaos
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--count", type=int, default=120)
+    parser.add_argument("--worker-kills", type=int, default=None,
+                        help="default: one per 10 payments")
+    parser.add_argument("--server-restarts", type=int, default=1)
+    parser.add_argument("--endpoint-restarts", type=int, default=2)
+    parser.add_argument("--workdir", default="results/chaos")
+    args = parser.parse_args()
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    for old in list(workdir.glob("logs/*.log")) + list(workdir.glob("temporal.db*")):
+        old.unlink()
+    report = asyncio.run(run_chaos(
+        args.seed, args.count, workdir=workdir,
+        worker_kills=args.worker_kills if args.worker_kills is not None else max(1, args.count // 10),
+        server_restarts=args.server_restarts, endpoint_restarts=args.endpoint_restarts))
+    print("\n".join(report.lines()))
+    print(f"details: {workdir / 'report.json'}; process logs: {workdir / 'logs'}")
+    sys.stdout.flush()
+    os._exit(1 if report.violations else 0)  # see demo.py: the SDK runtime can abort finalization
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,499 @@
+"""Run N payments of both kinds under random faults and check the invariants.
+
+Everything is real: the dev server, the worker and the merchant endpoint are separate processes
+(killed with SIGKILL and restarted), the sandboxes speak HTTP, customers are driven over HTTP.
+The sandboxes stay up: they are the providers, and their ledgers are the truth we check against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from chaos.processes import DevServer, Endpoint, WorkerProcess
+from embedded import free_port, serve_asgi
+from sandbox.bkash import BkashSandboxConfig
+from sandbox.bkash import create_app as create_bkash_sandbox
+from sandbox.bkash.admin import BkashSandboxAdmin
+from sandbox.bkash.customer import BkashCustomer
+from sandbox.monetix import MonetixSandboxConfig
+from sandbox.monetix import create_app as create_monetix_sandbox
+from sandbox.monetix.admin import MonetixSandboxAdmin
+from sandbox.monetix.customer import MonetixBkashCustomer
+from starter import (
+    provide_clarification,
+    report_service_delivered,
+    report_service_failed,
+    start_gate_purchase,
+    start_payment,
+    submit_transaction_id,
+)
+from workflows import search_attributes as sa
+from workflows.bkash import BkashAuthCapture
+from workflows.bkash_models import BkashPaymentRequest
+from workflows.monetix import MonetixGatePurchase
+from workflows.monetix_models import MonetixPurchaseRequest
+
+PROVIDER_TIMEOUT = 2.0  # short configured timeouts: a lost answer costs seconds, not 30 s
+
+# name -> (operation, kind, extra) for the bKash sandbox; matched to the payment's paymentID.
+BKASH_FAULTS: dict[str, tuple[str, str, dict] | None] = {
+    "bkash: none": None,
+    "bkash: execute answer lost after commit": ("execute", "delay_after_commit",
+                                                {"delay_seconds": PROVIDER_TIMEOUT + 1.5}),
+    "bkash: execute connection dropped before commit": ("execute", "drop_connection",
+                                                        {"commit": False}),
+    "bkash: capture answer lost after commit": ("capture", "delay_after_commit",
+                                                {"delay_seconds": PROVIDER_TIMEOUT + 1.5}),
+    "bkash: capture 5xx": ("capture", "http_error", {"status": 503, "times": 2}),
+    "bkash: void connection dropped after commit": ("void", "drop_connection", {"commit": True}),
+    "bkash: already-settled code on capture": ("capture", "error_code", {"code": "2119"}),
+    "bkash: token expired mid-flow": ("execute", "expire_token", {}),
+    "bkash: customer closes the tab after approving": ("page", "no_redirect", {}),
+    "bkash: customer's return repeated": ("page", "repeat_redirect", {}),
+}
+BKASH_CUSTOMER = ["approve", "approve", "approve", "approve", "cancel", "insufficient", "abandon"]
+BKASH_DECISION = ["deliver", "deliver", "fail", "none"]
+
+MONETIX_FAULTS: dict[str, tuple[str, str, dict] | None] = {
+    "monetix: none": None,
+    "monetix: callbacks duplicated": ("callback", "duplicate", {}),
+    "monetix: final callback out of order": ("callback", "out_of_order", {"status": "success"}),
+    "monetix: final callback never delivered": ("callback", "lose", {"status": "success"}),
+    "monetix: final callback replayed late": ("callback", "late_replay",
+                                              {"status": "success", "delay_seconds": 3}),
+    "monetix: callbacks delayed": ("callback", "delay", {"delay_seconds": 3}),
+    "monetix: sale 5xx after commit": ("sale", "http_error", {"status": 502, "commit": True}),
+    "monetix: clarification dropped after commit": ("clarification", "drop_connection",
+                                                    {"commit": True}),
+}
+MONETIX_CUSTOMER = ["pay", "pay", "pay", "pay_more", "insufficient", "never", "omit_account"]
+
+
+@dataclass
+class Payment:
+    kind: str
+    key: str
+    fault: str
+    customer: str
+    decision: str = ""
+    started: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    seed: int
+    count: int
+    injected: Counter = field(default_factory=Counter)
+    survived: Counter = field(default_factory=Counter)
+    violations: list[str] = field(default_factory=list)
+    outcomes: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        out = [f"chaos run: seed {self.seed}, {self.count} payments, {self.seconds:.0f} s"]
+        width = max(len(k) for k in self.injected) if self.injected else 10
+        for kind in sorted(self.injected):
+            out.append(f"  {kind:<{width}}  injected {self.injected[kind]:>3}  "
+                       f"survived {self.survived[kind]:>3}")
+        out.append("  outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())))
+        out.append(f"  violations: {len(self.violations)}")
+        out.extend(f"    - {v}" for v in self.violations)
+        return out
+
+
+async def retrying(what: str, fn: Callable[[], Awaitable], *, budget: float = 90.0,
+                   attempt_timeout: float = 15.0):
+    """Merchant code in a chaotic world: retry a Temporal call while the server, the worker or
+    the endpoint is restarting. Every call retried here is idempotent (update ids, USE_EXISTING)."""
+    deadline = time.monotonic() + budget
+    while True:
+        try:
+            return await asyncio.wait_for(fn(), attempt_timeout)
+        except Exception as exc:  # noqa: BLE001
+            if time.monotonic() > deadline or "rejected" in str(exc).lower() \
+                    or type(exc).__name__ == "PaymentError" and "no running" not in str(exc):
+                raise
+            await asyncio.sleep(0.5)
+
+
+class Chaos:
+    def __init__(self, seed: int, count: int, workdir: Path, *, worker_kills: int,
+                 server_restarts: int, endpoint_restarts: int) -> None:
+        self.rng = random.Random(seed)
+        self.seed, self.count, self.workdir = seed, count, workdir
+        self.worker_kills, self.server_restarts = worker_kills, server_restarts
+        self.endpoint_restarts = endpoint_restarts
+        self.report = Report(seed, count)
+        self.payments: list[Payment] = []
+        self.task_queue = f"chaos-{seed}-{int(time.time())}"
+        self.bkash_cfg = BkashSandboxConfig()
+        self.monetix_cfg = MonetixSandboxConfig()
+        # Faults are dealt from shuffled decks, so every kind appears once the run is long enough.
+        self._decks: dict[str, list[str]] = {"bkash": [], "monetix": []}
+
+    def _deal(self, kind: str, faults: dict) -> str:
+        deck = self._decks[kind]
+        if not deck:
+            deck.extend(faults)
+            self.rng.shuffle(deck)
+        return deck.pop()
+
+    # -- the run ---------------------------------------------------------------------------
+
+    async def run(self) -> Report:
+        started = time.monotonic()
+        logs = self.workdir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.server = DevServer(free_port(), free_port(), self.workdir / "temporal.db", logs)
+        await self.server.start()
+        async with serve_asgi(create_bkash_sandbox(self.bkash_cfg)) as bkash_url, \
+                serve_asgi(create_monetix_sandbox(self.monetix_cfg)) as monetix_url, \
+                httpx.AsyncClient(timeout=30) as http, httpx.AsyncClient(timeout=30) as browser:
+            env = self._env(bkash_url, monetix_url)
+            self.endpoint = Endpoint(free_port(), env, logs)
+            self.worker = WorkerProcess({**env, "PAYMENTS_CALLBACK_BASE_URL": ""}, logs)
+            await self.endpoint.start()
+            self.worker.env["PAYMENTS_CALLBACK_BASE_URL"] = self.endpoint.url
+            await self.worker.start()
+            self.client = await Client.connect(self.server.address,
+                                               data_converter=pydantic_data_converter)
+            self.bkash = BkashSandboxAdmin(bkash_url, http)
+            self.monetix = MonetixSandboxAdmin(monetix_url, http)
+            self.bkash_customer = BkashCustomer(browser)
+            self.monetix_customer = MonetixBkashCustomer(browser, monetix_url)
+            try:
+                drivers = [self._drive(self._plan(i)) for i in range(self.count)]
+                await asyncio.gather(self._process_faults(), *drivers)
+                await self._wait_until_all_closed(timedelta(minutes=3))
+                await self._check_invariants()
+            finally:
+                await self.worker.stop()
+                await self.endpoint.stop()
+                await self.server.stop()
+        self._check_logs_for_secrets(logs)
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+    def _env(self, bkash_url: str, monetix_url: str) -> dict[str, str]:
+        b, m = self.bkash_cfg, self.monetix_cfg
+        return {"TEMPORAL_ADDRESS": self.server.address, "TEMPORAL_NAMESPACE": "default",
+                "BKASH_BASE_URL": f"{bkash_url}/v1.2.0-beta", "BKASH_APP_KEY": b.app_key,
+                "BKASH_APP_SECRET": b.app_secret, "BKASH_USERNAME": b.username,
+                "BKASH_PASSWORD": b.password, "BKASH_TIMEOUT_SECONDS": str(PROVIDER_TIMEOUT),
+                "MONETIX_PROJECT_ID": str(m.project_id), "MONETIX_SECRET_KEY": m.secret_key,
+                "MONETIX_BASE_URL": monetix_url, "MONETIX_PAYMENT_PAGE_URL": monetix_url,
+                "PAYMENTS_TASK_QUEUE": self.task_queue, "PAYMENTS_CALLBACK_BASE_URL": "http://x",
+                "BKASH_TOKEN_CACHE_FILE": str(self.workdir / "bkash-token.json")}
+
+    def _plan(self, i: int) -> Payment:
+        if i % 2 == 0:
+            fault = self._deal("bkash", BKASH_FAULTS)
+            p = Payment("bkash", f"CHAOS-{self.seed}-{i}", fault,
+                        self.rng.choice(BKASH_CUSTOMER), self.rng.choice(BKASH_DECISION))
+            if fault == "bkash: customer closes the tab after approving" or \
+                    fault.startswith("bkash: execute") or fault == "bkash: token expired mid-flow" \
+                    or fault == "bkash: customer's return repeated":
+                p.customer = "approve"
+            if fault in ("bkash: capture answer lost after commit", "bkash: capture 5xx",
+                         "bkash: already-settled code on capture"):
+                p.customer, p.decision = "approve", "deliver"
+            if fault == "bkash: void connection dropped after commit":
+                p.customer, p.decision = "approve", "fail"
+        else:
+            fault = self._deal("monetix", MONETIX_FAULTS)
+            p = Payment("monetix", f"chaos-{self.seed}-{i}", fault,
+                        self.rng.choice(MONETIX_CUSTOMER))
+            if fault != "monetix: none" and fault != "monetix: sale 5xx after commit":
+                p.customer = "pay"
+        self.payments.append(p)
+        self.report.injected[p.fault] += 1
+        return p
+
+    async def _drive(self, p: Payment) -> None:
+        await asyncio.sleep(self.rng.uniform(0, self.count * 0.15))  # spread the starts
+        try:
+            if p.kind == "bkash":
+                await self._drive_bkash(p)
+            else:
+                await self._drive_monetix(p)
+        except Exception as exc:  # noqa: BLE001 - the invariants decide; keep a note
+            p.notes.append(f"driver: {type(exc).__name__}: {exc}")
+
+    async def _fault(self, admin, p: Payment, faults: dict, match: dict) -> None:
+        spec = faults[p.fault]
+        if spec:
+            op, kind, extra = spec
+            extra = dict(extra)
+            status = extra.pop("status", None) if op == "callback" else None
+            if status:
+                match = {**match, "status": status}
+            await admin.add_fault(op, kind, match=match, **extra)
+
+    async def _drive_bkash(self, p: Payment) -> None:
+        req = BkashPaymentRequest(invoice_number=p.key, amount_poisha=self.rng.randint(1, 900) * 100,
+                                  callback_base_url=self.endpoint.url,
+                                  approval_window=timedelta(seconds=15),
+                                  hold_deadline=timedelta(seconds=6),
+                                  provider_timeout=timedelta(seconds=PROVIDER_TIMEOUT))
+        if p.fault == "bkash: token expired mid-flow":
+            await self.bkash.add_fault("execute", "expire_token", match={"merchantInvoiceNumber": p.key})
+        url = await retrying("start", lambda: start_payment(self.client, req,
+                                                             task_queue=self.task_queue))
+        p.started = True
+        if p.fault != "bkash: token expired mid-flow":
+            await self._fault(self.bkash, p, BKASH_FAULTS, {"paymentID": url.payment_id})
+        try:
+            if p.customer == "approve":
+                await self.bkash_customer.approve(url.bkash_url)
+            elif p.customer == "insufficient":
+                await self.bkash_customer.approve(url.bkash_url, wallet="01823074817")
+            elif p.customer == "cancel":
+                await self.bkash_customer.cancel(url.bkash_url)
+        except httpx.HTTPError as exc:
+            p.notes.append(f"customer's browser: {type(exc).__name__}")  # like a closed tab
+        if p.customer not in ("approve",) or p.decision == "none":
+            return
+        if not await self._reaches_authorized(req.workflow_id):
+            return
+        if p.decision == "deliver":
+            await retrying("deliver", lambda: report_service_delivered(self.client, p.key))
+        else:
+            await retrying("fail", lambda: report_service_failed(self.client, p.key, "chaos"))
+
+    async def _reaches_authorized(self, workflow_id: str) -> bool:
+        # The stage search attribute is answered by the server alone, even while the worker is down.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                desc = await self.client.get_workflow_handle(workflow_id).describe()
+                stage = desc.typed_search_attributes.get(sa.PAYMENT_STAGE)
+                if stage == "AUTHORIZED":
+                    return True
+                if desc.close_time is not None or stage in ("CAPTURING", "VOIDING"):
+                    return False
+            except Exception:  # noqa: BLE001 - server restarting
+                pass
+            await asyncio.sleep(0.3)
+        return False
+
+    async def _drive_monetix(self, p: Payment) -> None:
+        amount = self.rng.randint(1, 50) * 1000
+        account = None if p.customer == "omit_account" else "01712345678"
+        req = MonetixPurchaseRequest(
+            sale={"payment_id": p.key, "amount": amount, "account_number": account,
+                  "customer": {"id": "c-1", "ip_address": "203.0.113.7", "first_name": "A",
+                               "last_name": "B", "email": "a@example.com"}},
+            callback_base_url=self.endpoint.url, instructions_wait=timedelta(seconds=5),
+            transaction_id_window=timedelta(seconds=15), final_callback_wait=timedelta(seconds=3),
+            provider_timeout=timedelta(seconds=PROVIDER_TIMEOUT))
+        if MONETIX_FAULTS[p.fault] and MONETIX_FAULTS[p.fault][0] in ("sale", "callback",
+                                                                      "clarification"):
+            await self._fault(self.monetix, p, MONETIX_FAULTS, {"payment_id": p.key})
+        shown = await retrying("start", lambda: start_gate_purchase(self.client, req,
+                                                                     task_queue=self.task_queue),
+                               attempt_timeout=40)
+        p.started = True
+        if shown.clarification_fields is not None and not shown.display_data:
+            await retrying("clarify", lambda: provide_clarification(
+                self.client, p.key, {"account": {"number": "01798765432"}}))
+        if p.customer == "never":
+            return
+        await self._wait_for_instructions(req.workflow_id)
+        pay_amount = amount + 1000 if p.customer == "pay_more" else None
+        wallet = "01823074817" if p.customer == "insufficient" else None
+        trx = await self.monetix_customer.pay_in_bkash(p.key, amount=pay_amount, wallet=wallet)
+        await retrying("txn", lambda: submit_transaction_id(self.client, p.key, trx))
+
+    async def _wait_for_instructions(self, workflow_id: str) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                desc = await self.client.get_workflow_handle(workflow_id).describe()
+                if desc.typed_search_attributes.get(sa.PAYMENT_STAGE) == "AWAITING_TRANSACTION_ID" \
+                        or desc.close_time is not None:
+                    return
+            except Exception:  # noqa: BLE001
+                pass
+            await asyncio.sleep(0.3)
+
+    async def _process_faults(self) -> None:
+        """kill -9 of the worker at random points, restarts of the dev server and the endpoint."""
+        span = max(10.0, self.count * 0.15 + 10)
+        events = [("worker", self.rng.uniform(1, span)) for _ in range(self.worker_kills)]
+        events += [("server", self.rng.uniform(span * 0.3, span * 0.7))
+                   for _ in range(self.server_restarts)]
+        events += [("endpoint", self.rng.uniform(2, span)) for _ in range(self.endpoint_restarts)]
+        start = time.monotonic()
+        for what, at in sorted(events, key=lambda e: e[1]):
+            await asyncio.sleep(max(0.0, start + at - time.monotonic()))
+            if what == "worker":
+                self.report.injected["process: worker kill -9"] += 1
+                await self.worker.restart(down_for=self.rng.uniform(0.2, 1.5))
+            elif what == "server":
+                self.report.injected["process: dev server restart (persistence file)"] += 1
+                await self.server.stop()
+                await asyncio.sleep(0.5)
+                self.server.restarts += 1
+                await self.server.start()
+            else:
+                self.report.injected["process: endpoint kill -9 while delivering"] += 1
+                await self.endpoint.restart(down_for=self.rng.uniform(0.2, 1.0))
+
+    async def _wait_until_all_closed(self, limit: timedelta) -> None:
+        deadline = time.monotonic() + limit.total_seconds()
+        query = f'TaskQueue="{self.task_queue}" AND ExecutionStatus="Running"'
+        while time.monotonic() < deadline:
+            try:
+                if (await self.client.count_workflows(query)).count == 0:
+                    return
+            except Exception:  # noqa: BLE001
+                pass
+            await asyncio.sleep(1)
+        async for wf in self.client.list_workflows(query):
+            self.report.violations.append(f"{wf.id} still running {limit} after the last "
+                                          "payment was driven (stuck)")
+
+    # -- invariants --------------------------------------------------------------------------
+
+    async def _check_invariants(self) -> None:
+        for p in self.payments:
+            before = len(self.report.violations)
+            if not p.started:
+                self.report.violations.append(f"{p.key}: never started ({'; '.join(p.notes)})")
+            elif p.kind == "bkash":
+                await self._check_bkash(p)
+            else:
+                await self._check_monetix(p)
+            await self._check_history(p)
+            if len(self.report.violations) == before:
+                self.report.survived[p.fault] += 1
+        if not self.report.violations:
+            for kind in self.report.injected:
+                if kind.startswith("process:"):
+                    self.report.survived[kind] = self.report.injected[kind]
+
+    async def _result(self, p: Payment, run):
+        workflow_id = ("bkash-" if p.kind == "bkash" else "monetix-") + p.key
+        try:
+            return await asyncio.wait_for(
+                self.client.get_workflow_handle_for(run, workflow_id).result(), 30)
+        except Exception as exc:  # noqa: BLE001
+            self.report.violations.append(f"{workflow_id}: no result ({type(exc).__name__}: {exc})")
+            return None
+
+    async def _check_bkash(self, p: Payment) -> None:
+        res = await self._result(p, BkashAuthCapture.run)
+        if res is None:
+            return
+        self.report.outcomes[f"bkash {res.stage.value}"] += 1
+        ledger = await self.bkash.ledger(invoice=p.key)
+        by_payment: dict[str, Counter] = defaultdict(Counter)
+        for entry in ledger:
+            by_payment[entry["payment_id"]][entry["kind"]] += 1
+        v = self.report.violations
+        authorizations = sum(c["AUTHORIZE"] for c in by_payment.values())
+        if authorizations > 1:
+            v.append(f"{p.key}: {authorizations} authorizations for one invoice")
+        for pid, kinds in by_payment.items():
+            if kinds["CAPTURE"] > 1:
+                v.append(f"{p.key}/{pid}: captured {kinds['CAPTURE']} times")
+            if kinds["VOID"] > 1:
+                v.append(f"{p.key}/{pid}: voided {kinds['VOID']} times")
+            if kinds["CAPTURE"] and kinds["VOID"]:
+                v.append(f"{p.key}/{pid}: both captured and voided")
+            if kinds["AUTHORIZE"] and not (kinds["CAPTURE"] or kinds["VOID"] or kinds["EXPIRE"]):
+                v.append(f"{p.key}/{pid}: authorization left held (workflow ended {res.stage.value})")
+        mine = by_payment.get(res.payment_id or "", Counter())
+        stage = res.stage.value
+        if stage == "CAPTURED" and mine["CAPTURE"] != 1:
+            v.append(f"{p.key}: workflow says CAPTURED, ledger has {dict(mine)}")
+        if stage == "VOIDED" and not (mine["VOID"] or mine["EXPIRE"]):
+            v.append(f"{p.key}: workflow says VOIDED, ledger has {dict(mine)}")
+        if stage in ("DECLINED", "CANCELLED", "EXPIRED", "FAILED") and authorizations:
+            v.append(f"{p.key}: workflow ended {stage} but money moved: {ledger}")
+
+    async def _check_monetix(self, p: Payment) -> None:
+        res = await self._result(p, MonetixGatePurchase.run)
+        if res is None:
+            return
+        self.report.outcomes[f"monetix {res.outcome.value}"] += 1
+        v = self.report.violations
+        try:
+            view = await self.monetix.payment(p.key)
+        except Exception:  # noqa: BLE001 - the sale never reached the platform
+            view = None
+        settled = [e for e in await self.monetix.ledger(payment_id=p.key) if e["kind"] == "SETTLED"]
+        platform = view["status"] if view else None
+        if res.outcome.value == "SUCCESS":
+            if platform != "success" or len(settled) != 1:
+                v.append(f"{p.key}: workflow SUCCESS, platform {platform}, settled {settled}")
+            elif res.paid_amount != settled[0]["amount"] or res.paid_amount != view["paid_amount"]:
+                v.append(f"{p.key}: paid {res.paid_amount} but the platform settled "
+                         f"{settled[0]['amount']}")
+        elif res.outcome.value == "DECLINED":
+            if platform not in (None, "decline", "error") or settled:
+                v.append(f"{p.key}: workflow DECLINED, platform {platform}, settled {settled}")
+        elif settled:
+            v.append(f"{p.key}: workflow {res.outcome.value} but the platform settled {settled}")
+        if view:
+            sent = Counter(c["transaction_id"] for c in view["clarifications"] if c["transaction_id"])
+            for trx, n in sent.items():
+                if n > 1:
+                    v.append(f"{p.key}: clarification sent {n} times for transaction {trx}")
+            state = await self.client.get_workflow_handle(f"monetix-{p.key}").query(
+                MonetixGatePurchase.state)
+            statuses = {c["status"] for c in view["callbacks"]}
+            if state.callbacks_applied > len(statuses):
+                v.append(f"{p.key}: {state.callbacks_applied} callbacks applied for "
+                         f"{len(statuses)} distinct callbacks")
+
+    async def _check_history(self, p: Payment) -> None:
+        workflow_id = ("bkash-" if p.kind == "bkash" else "monetix-") + p.key
+        try:
+            history = await self.client.get_workflow_handle(workflow_id).fetch_history()
+        except Exception:  # noqa: BLE001
+            return
+        for event in history.events:
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+                cause = event.workflow_task_failed_event_attributes.failure.message
+                if "nondetermin" in cause.lower():
+                    self.report.violations.append(f"{workflow_id}: non-determinism: {cause}")
+
+    def _check_logs_for_secrets(self, logs: Path) -> None:
+        secrets = {"bKash app_secret": self.bkash_cfg.app_secret,
+                   "bKash password": self.bkash_cfg.password,
+                   "Monetix secret key": self.monetix_cfg.secret_key}
+        for path in logs.glob("*.log"):
+            text = path.read_text(errors="replace")
+            for name, value in secrets.items():
+                if value in text:
+                    self.report.violations.append(f"the {name} appears in {path.name}")
+
+
+async def run_chaos(seed: int, count: int, *, workdir: Path | None = None, worker_kills: int = 3,
+                    server_restarts: int = 1, endpoint_restarts: int = 1) -> Report:
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="chaos-"))
+    chaos = Chaos(seed, count, workdir, worker_kills=worker_kills,
+                  server_restarts=server_restarts, endpoint_restarts=endpoint_restarts)
+    report = await chaos.run()
+    (workdir / "report.json").write_text(json.dumps({
+        "seed": seed, "count": count, "seconds": report.seconds,
+        "injected": report.injected, "survived": report.survived,
+        "outcomes": report.outcomes, "violations": report.violations,
+        "notes": {p.key: p.notes for p in chaos.payments if p.notes}}, indent=2))
+    return report

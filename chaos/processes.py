@@ -1,0 +1,124 @@
+"""The parts of the system the chaos run kills and restarts, each a real OS process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+
+from workflows import search_attributes as sa
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Managed:
+    """A child process with its output appended to a log file (scanned for secrets afterwards)."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name, self.argv, self.env = name, argv, env
+        self.log_path = log_dir / f"{name}.log"
+        self.proc: asyncio.subprocess.Process | None = None
+        self.kills = 0
+        self.restarts = 0
+
+    async def start(self) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv, cwd=ROOT, env={**os.environ, **self.env}, stdout=log, stderr=log,
+            start_new_session=True)
+        log.close()
+        await self.ready()
+
+    async def ready(self) -> None:
+        await asyncio.sleep(0.5)
+
+    def kill9(self) -> None:
+        if self.proc and self.proc.returncode is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.kills += 1
+
+    async def wait_dead(self) -> None:
+        if self.proc:
+            await self.proc.wait()
+
+    async def restart(self, down_for: float = 0.0) -> None:
+        self.kill9()
+        await self.wait_dead()
+        await asyncio.sleep(down_for)
+        self.restarts += 1
+        await self.start()
+
+    async def stop(self) -> None:
+        if self.proc and self.proc.returncode is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except asyncio.TimeoutError:
+                self.kill9()
+                await self.proc.wait()
+
+
+class DevServer(Managed):
+    """`temporal server start-dev` with a persistence file, so a restart keeps every workflow."""
+
+    def __init__(self, port: int, ui_port: int, db_file: Path, log_dir: Path) -> None:
+        argv = [str(BIN / "temporal"), "server", "start-dev", "--ip", "127.0.0.1",
+                "--port", str(port), "--ui-port", str(ui_port), "--db-filename", str(db_file),
+                "--log-level", "error"]
+        for key in sa.ALL:
+            argv += ["--search-attribute", f"{key.name}=Keyword"]
+        super().__init__("temporal", argv, {}, log_dir)
+        self.address = f"127.0.0.1:{port}"
+
+    async def ready(self) -> None:
+        from temporalio.client import Client
+
+        for _ in range(200):
+            try:
+                client = await Client.connect(self.address)
+                await client.count_workflows()
+                return
+            except Exception:  # noqa: BLE001 - not up yet
+                await asyncio.sleep(0.1)
+        raise RuntimeError("the Temporal dev server did not come up")
+
+
+class Endpoint(Managed):
+    def __init__(self, port: int, env: dict[str, str], log_dir: Path) -> None:
+        super().__init__("endpoint", [sys.executable, "-m", "endpoint", "--port", str(port)], env,
+                         log_dir)
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def ready(self) -> None:
+        async with httpx.AsyncClient() as http:
+            for _ in range(200):
+                try:
+                    if (await http.get(f"{self.url}/healthz")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise RuntimeError("the merchant endpoint did not come up")
+
+
+class WorkerProcess(Managed):
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        super().__init__("worker", [sys.executable, "worker.py"], env, log_dir)
+
+    async def start(self) -> None:
+        self._offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        await super().start()
+
+    async def ready(self) -> None:
+        for _ in range(400):
+            with open(self.log_path, "rb") as log:
+                log.seek(self._offset)
+                if b"worker polling" in log.read():
+                    return
+            await asyncio.sleep(0.05)
+        raise RuntimeError("the worker did not come up")
