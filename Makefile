@@ -30,16 +30,6 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench $(ARGS)
 
-# Performance (README "Performance"): make bench ARGS="--payments 50 --concurrency 1,4,16"
-# The bench extra adds matplotlib for the chart; results go to results/ (git-ignored).
-BENCH_STAMP := $(VENV)/.installed-bench
-$(BENCH_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/python -m pip install -q -e ".[test,bench]"
-	touch $(BENCH_STAMP)
-
-bench: $(BENCH_STAMP)
-	$(BIN)/python -m bench $(ARGS)
-
 clean:
 	rm -rf $(VENV) .data results
 
