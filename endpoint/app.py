@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 from urllib.parse import quote, urlencode
 
 from starlette.applications import Starlette
@@ -25,11 +26,21 @@ from temporalio.service import RPCError, RPCStatusCode
 from providers.monetix import MonetixStatus
 from providers.monetix_signing import loads, verify
 from workflows.bkash import BkashAuthCapture
-from workflows.bkash_models import BkashStage, BrowserReturn, BrowserReturnStatus
+from workflows.bkash_models import BkashStage, BrowserReturn, BrowserReturnStatus, workflow_id_for_invoice
 from workflows.monetix import MonetixGatePurchase
-from workflows.monetix_models import DisplayItem, MonetixCallbackEvent, workflow_id_for_payment
+from workflows.monetix_models import MonetixCallbackEvent, workflow_id_for_payment
 
 log = logging.getLogger("endpoint")
+
+# Every bKash payment's workflow id, hence every callbackURL this endpoint hands out, has this prefix;
+# any other id (a Monetix purchase, another application's workflow) is no bKash payment.
+BKASH_WORKFLOW_PREFIX = workflow_id_for_invoice("")
+# A paymentID is "TR" + mode + alphanumerics + epoch ms and the redirect signature 10 alphanumerics
+# (reference §4.2-4.3). The bound is generous on purpose: it only keeps junk out of update ids (at most
+# 1000 characters in Temporal), logs and answers, it does not second-guess bKash's format.
+_RETURN_TOKEN = re.compile(r"[!-~]{1,128}")  # printable ASCII, no space
+# A Monetix callback is a few KB; a body this large is no callback, and reading on costs memory.
+MAX_CALLBACK_BYTES = 1 << 20
 
 # What the customer is told, by stage.
 OUTCOME = {
@@ -48,12 +59,16 @@ def create_app(client: Client, *, result_page_url: str | None = None,
 
     async def current(handle: WorkflowHandle) -> tuple[BkashStage, str | None, list[str]] | None:
         """(stage, paymentID, earlier paymentIDs) of a running or finished payment; None if unknown."""
+        if not handle.id.startswith(BKASH_WORKFLOW_PREFIX):
+            return None
         try:
             desc = await handle.describe()
         except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
+            if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
                 return None
             raise
+        if desc.workflow_type != BkashAuthCapture.__name__:
+            return None  # its state would not even decode as a bKash payment's
         if desc.close_time is None:
             state = await handle.query(BkashAuthCapture.state)
             return state.stage, state.payment_id, state.previous_payment_ids
@@ -71,12 +86,21 @@ def create_app(client: Client, *, result_page_url: str | None = None,
         workflow_id = request.path_params["workflow_id"]
         params = request.query_params
         payment_id, status = params.get("paymentID"), params.get("status")
+        signature = params.get("signature") or None
         if not payment_id:
             return PlainTextResponse("paymentID is missing from the bKash return", status_code=400)
+        if not _RETURN_TOKEN.fullmatch(payment_id):
+            return PlainTextResponse("paymentID is not a bKash paymentID (printable ASCII, at most "
+                                     "128 characters)", status_code=400)
         if status not in {s.value for s in BrowserReturnStatus}:
             return PlainTextResponse("status must be success, failure or cancel", status_code=400)
+        if signature is not None and not _RETURN_TOKEN.fullmatch(signature):
+            return PlainTextResponse("signature is not a bKash redirect signature (printable ASCII, "
+                                     "at most 128 characters)", status_code=400)
+        if not workflow_id.startswith(BKASH_WORKFLOW_PREFIX):
+            return PlainTextResponse(f"no payment {workflow_id}", status_code=404)
         ret = BrowserReturn(payment_id=payment_id, status=BrowserReturnStatus(status),
-                            signature=params.get("signature"))
+                            signature=signature)
         handle = client.get_workflow_handle(workflow_id)
         try:
             # A reloaded page repeats paymentID, status and signature → the same update id, so the
@@ -85,7 +109,8 @@ def create_app(client: Client, *, result_page_url: str | None = None,
                 BkashAuthCapture.customer_returned, ret,
                 id=f"return-{payment_id}-{status}-{ret.signature or 'unsigned'}")
         except (WorkflowUpdateFailedError, RPCError) as err:
-            if isinstance(err, RPCError) and err.status != RPCStatusCode.NOT_FOUND:
+            if isinstance(err, RPCError) and err.status not in (RPCStatusCode.NOT_FOUND,
+                                                                RPCStatusCode.INVALID_ARGUMENT):
                 raise
             known = await current(handle)
             if known is None:
@@ -96,7 +121,11 @@ def create_app(client: Client, *, result_page_url: str | None = None,
                 return PlainTextResponse(
                     f"paymentID {payment_id} does not belong to payment {workflow_id}",
                     status_code=409)
-            # A repeated or late return of this payment: show where it really stands.
+            # A repeated or late return of this payment, or one whose claim the workflow refused
+            # (a forged status or signature): nothing changed; show where it really stands.
+            log.log(logging.WARNING if isinstance(err, WorkflowUpdateFailedError) else logging.INFO,
+                    "bKash return for %s (status=%s) refused by the payment at %s: %s",
+                    workflow_id, status, stage.value, _reason(err))
             return to_result_page(workflow_id, stage, current_id)
         if outcome.bkash_url:
             return RedirectResponse(outcome.bkash_url, status_code=303)
@@ -117,6 +146,8 @@ def create_app(client: Client, *, result_page_url: str | None = None,
 
     async def monetix_callback(request: Request) -> Response:
         raw = await request.body()
+        if len(raw) > MAX_CALLBACK_BYTES:
+            return PlainTextResponse("callback body too large", status_code=413)
         try:
             # Numbers keep their original text: the signature is over what Monetix wrote (§2.2).
             data = loads(raw)
@@ -127,28 +158,20 @@ def create_app(client: Client, *, result_page_url: str | None = None,
         project = data.get("project_id")
         secret = monetix_projects.get(_int_or_none(project))
         if secret is None:
-            log.warning("Monetix callback for unknown project %r refused", project)
+            log.warning("Monetix callback for unknown project %s refused", _short(project))
             return PlainTextResponse("unknown project_id", status_code=400)
         if not verify(data, secret):
-            log.warning("Monetix callback with a bad or missing signature refused (payment %r)",
-                        (data.get("payment") or {}).get("id") if isinstance(data.get("payment"),
-                                                                            dict) else None)
+            log.warning("Monetix callback with a bad or missing signature refused (payment %s)",
+                        _short((data.get("payment") or {}).get("id")
+                               if isinstance(data.get("payment"), dict) else None))
             return PlainTextResponse("bad or missing signature", status_code=400)
         try:
             status = MonetixStatus.from_body(data, signature_verified=True)
         except ValueError as exc:
             return PlainTextResponse(f"callback not understood: {exc}", status_code=400)
-        latest = status.operations[-1] if status.operations else None
         clarification = data.get("clarification_fields")
         event = MonetixCallbackEvent(
-            payment_id=status.payment_id, payment_status=status.status,
-            operation_id=latest.id if latest else None,
-            operation_type=latest.type if latest else None,
-            operation_status=latest.status if latest else None,
-            code=status.code, message=status.message, sum_amount=status.sum_amount,
-            sum_currency=status.sum_currency, account_number=status.account_number,
-            provider_payment_id=status.provider_payment_id,
-            display_data=[DisplayItem(**d.model_dump()) for d in status.display_data],
+            status=status,
             clarification_fields=clarification if isinstance(clarification, dict) else None)
         handle = client.get_workflow_handle(workflow_id_for_payment(status.payment_id))
         try:
@@ -157,6 +180,12 @@ def create_app(client: Client, *, result_page_url: str | None = None,
         except WorkflowUpdateFailedError as err:
             return PlainTextResponse(f"callback refused: {err.cause}", status_code=409)
         except RPCError as err:
+            if err.status == RPCStatusCode.INVALID_ARGUMENT:
+                # Signed, yet Temporal cannot take it (an id over its length limit): re-sending the
+                # same callback cannot help, so not a 5xx.
+                log.warning("Monetix callback for payment %s not routable: %s",
+                            _short(status.payment_id), err.message)
+                return PlainTextResponse(f"callback not understood: {err.message}", status_code=400)
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise  # 500: Monetix re-sends later
             try:
@@ -186,3 +215,14 @@ def _int_or_none(value) -> int | None:
         return int(str(value))
     except ValueError:
         return None
+
+
+def _reason(err: Exception) -> str:
+    cause = getattr(err, "cause", None)
+    return str(getattr(cause, "message", None) or cause or err)
+
+
+def _short(value: object, limit: int = 80) -> str:
+    """A sender-controlled value as it may appear in a log line: repr'd (no line breaks), bounded."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"

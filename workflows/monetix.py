@@ -24,7 +24,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.monetix import MonetixActivities
-    from providers.monetix import FINAL_PAYMENT_STATUSES, MonetixDisplayItem, MonetixStatus
+    from providers.monetix import MonetixStatus
     from providers.money import format_bdt
     from workflows import search_attributes as sa
     from workflows.monetix_models import (
@@ -32,7 +32,6 @@ with workflow.unsafe.imports_passed_through():
         CallbackAck,
         ClarificationAnswer,
         ClarificationInput,
-        DisplayItem,
         MonetixCallbackEvent,
         MonetixPurchaseRequest,
         MonetixPurchaseResult,
@@ -96,7 +95,7 @@ class _MonetixPurchase:
     @workflow.update
     def provider_callback(self, event: MonetixCallbackEvent) -> CallbackAck:
         """A verified Monetix callback, from the merchant endpoint."""
-        applied = self._apply(_status_from_event(event), event.clarification_fields, "callback")
+        applied = self._apply(event.status, event.clarification_fields, "callback")
         return CallbackAck(applied=applied, stage=self._state.stage,
                            detail="" if applied else "stale or repeated callback ignored")
 
@@ -115,7 +114,7 @@ class _MonetixPurchase:
         self._rank = max(self._rank, rank)
         self._state.callbacks_applied += source == "callback"
         if status.display_data:
-            self._state.display_data = [DisplayItem(**d.model_dump()) for d in status.display_data]
+            self._state.display_data = list(status.display_data)
         if status.status == AWAITING_CLARIFICATION:
             self._state.clarification_fields = clarification_fields or {}
         if status.final:
@@ -461,15 +460,6 @@ class PaymentPagePurchase(_MonetixPurchase):
     async def payment_page(self) -> PaymentInstructions:
         await workflow.wait_condition(lambda: self._url is not None)
         return self._instructions(payment_page_url=self._url)
-
-
-def _status_from_event(event: MonetixCallbackEvent) -> MonetixStatus:
-    return MonetixStatus(
-        payment_id=event.payment_id, status=event.payment_status,
-        final=event.payment_status in FINAL_PAYMENT_STATUSES, code=event.code,
-        message=event.message, sum_amount=event.sum_amount, sum_currency=event.sum_currency,
-        account_number=event.account_number, provider_payment_id=event.provider_payment_id,
-        display_data=[MonetixDisplayItem(**d.model_dump()) for d in event.display_data])
 
 
 def _message(err: ActivityError) -> str:

@@ -12,7 +12,12 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from providers.monetix import MonetixSaleRequest, PaymentPageParams
+from providers.monetix import (
+    MonetixDisplayItem,
+    MonetixSaleRequest,
+    MonetixStatus,
+    PaymentPageParams,
+)
 
 
 def workflow_id_for_payment(payment_id: str) -> str:
@@ -43,90 +48,70 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-def _check_callback_base(v: str) -> str:
-    parts = urlsplit(v)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
-        raise ValueError(f"callback_base_url {v!r} must be an absolute http(s) URL without a query")
-    return v.rstrip("/")
+class _PurchaseRequest(_Model):
+    callback_base_url: str
+    provider_timeout: timedelta = timedelta(seconds=30)
+
+    @field_validator("callback_base_url")
+    @classmethod
+    def _callback_base(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise ValueError(f"callback_base_url {v!r} must be an absolute http(s) URL without a "
+                             "query")
+        return v.rstrip("/")
+
+    @property
+    def callback_url(self) -> str:
+        return f"{self.callback_base_url}/monetix/callback"
 
 
-class MonetixPurchaseRequest(_Model):
+class MonetixPurchaseRequest(_PurchaseRequest):
     """A bKash purchase through Monetix Gate. ``sale`` carries Monetix's own validation (BDT only,
     amount a positive multiple of 1000 poisha, account number digits ≤ 12, email, IP)."""
 
     sale: MonetixSaleRequest
-    callback_base_url: str
     instructions_wait: timedelta = timedelta(minutes=2)
     # How long the customer has to pay in bKash and type the transaction ID on the merchant's site.
     transaction_id_window: timedelta = timedelta(minutes=30)
     clarification_window: timedelta = timedelta(minutes=30)  # §3.5: the platform waits 30 min
     final_callback_wait: timedelta = timedelta(minutes=2)
-    provider_timeout: timedelta = timedelta(seconds=30)
-
-    @field_validator("callback_base_url")
-    @classmethod
-    def _callback_base(cls, v: str) -> str:
-        return _check_callback_base(v)
 
     @property
     def workflow_id(self) -> str:
         return workflow_id_for_payment(self.sale.payment_id)
 
-    @property
-    def callback_url(self) -> str:
-        return f"{self.callback_base_url}/monetix/callback"
 
-
-class PaymentPagePurchaseRequest(_Model):
+class PaymentPagePurchaseRequest(_PurchaseRequest):
     params: PaymentPageParams
-    callback_base_url: str
     # The customer has this long on the checkout page before the status request decides.
     result_window: timedelta = timedelta(minutes=45)
-    provider_timeout: timedelta = timedelta(seconds=30)
-
-    @field_validator("callback_base_url")
-    @classmethod
-    def _callback_base(cls, v: str) -> str:
-        return _check_callback_base(v)
 
     @property
     def workflow_id(self) -> str:
         return workflow_id_for_payment(self.params.payment_id)
 
-    @property
-    def callback_url(self) -> str:
-        return f"{self.callback_base_url}/monetix/callback"
 
-
-class DisplayItem(_Model):
-    type: str | None = None
-    title: str | None = None
-    data: str | None = None
+DisplayItem = MonetixDisplayItem
 
 
 class MonetixCallbackEvent(_Model):
-    """A callback the endpoint verified (signature checked) and reduced to what the workflow needs."""
+    """A callback the endpoint verified (signature checked), read as the payment's status."""
 
-    payment_id: str
-    payment_status: str
-    operation_id: str | None = None
-    operation_type: str | None = None
-    operation_status: str | None = None
-    code: str | None = None
-    message: str | None = None
-    sum_amount: int | None = None
-    sum_currency: str | None = None
-    account_number: str | None = None
-    provider_payment_id: str | None = None
-    display_data: list[DisplayItem] = []
+    status: MonetixStatus
     clarification_fields: dict[str, Any] | None = None
+
+    @property
+    def payment_id(self) -> str:
+        return self.status.payment_id
 
     @property
     def update_id(self) -> str:
         # §4.1: the same callback can arrive more than once; process idempotently keyed by
         # (payment.id, operation.id, operation.status).
-        return (f"callback-{self.operation_id or '-'}-{self.operation_type or '-'}-"
-                f"{self.operation_status or self.payment_status}-{self.payment_status}")
+        op = self.status.operations[-1] if self.status.operations else None
+        return (f"callback-{(op and op.id) or '-'}-{(op and op.type) or '-'}-"
+                f"{(op and op.status) or self.status.status}-{self.status.status}")
 
 
 class CallbackAck(_Model):
