@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import sys
 
@@ -45,6 +46,7 @@ from workflows import search_attributes as sa
 from workflows.bkash import BkashAuthCapture
 from workflows.monetix import MonetixGatePurchase, PaymentPagePurchase
 from workflows.monetix_models import (
+    TRANSACTION_ID,
     MonetixPurchaseRequest,
     MonetixPurchaseState,
     PaymentInstructions,
@@ -143,10 +145,15 @@ async def _update(client: Client, workflow_id: str, update, arg, update_id: str,
 async def submit_transaction_id(client: Client, payment_id: str,
                                 transaction_id: str) -> PaymentInstructions:
     """The customer typed the bKash transaction ID on the merchant's site."""
+    typed = transaction_id.strip().upper()
+    # The update id carries the ID so that a retried call is absorbed. Whatever the customer typed
+    # that is no transaction ID still goes to the workflow, whose validator names the rule; its id
+    # must then stay short, or Temporal's 1000-character id limit would answer instead.
+    update_id = (f"transaction-id-{typed}" if TRANSACTION_ID.match(typed) else
+                 f"transaction-id-invalid-{hashlib.sha256(transaction_id.encode('utf-8', 'replace')).hexdigest()}")
     return await _update(client, workflow_id_for_payment(payment_id),
                          MonetixGatePurchase.submit_transaction_id,
-                         TransactionIdSubmission(transaction_id=transaction_id),
-                         f"transaction-id-{transaction_id.strip().upper()}",
+                         TransactionIdSubmission(transaction_id=transaction_id), update_id,
                          f"Monetix purchase {payment_id}")
 
 
