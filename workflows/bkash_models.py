@@ -7,6 +7,7 @@ without breaking replay. Money is integer poisha.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime, timedelta
 from enum import StrEnum
 from urllib.parse import quote, urlsplit
@@ -15,6 +16,27 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 TASK_QUEUE = "payments"
 DEFAULT_MAX_AMOUNT_POISHA = 500_000_00  # 500,000 BDT; override with PAYMENTS_MAX_AMOUNT_POISHA
+
+
+def check_callback_base_url(v: str) -> str:
+    """The merchant endpoint's public base URL: absolute http(s), a plain host name or IP, an
+    optional numeric port, no credentials, query or fragment, nothing invisible. Shared by every
+    request model."""
+    problem = f"callback_base_url {v!r} must be an absolute http(s) URL without query or fragment"
+    if any(unicodedata.category(c).startswith(("C", "Z")) for c in v):
+        raise ValueError(problem)
+    parts = urlsplit(v)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError(problem) from None
+    host = parts.hostname or ""
+    plain_host = re.fullmatch(r"[A-Za-z0-9.-]+", host) or (":" in host and re.fullmatch(
+        r"[0-9A-Fa-f:.]+", host))
+    if parts.scheme not in ("http", "https") or not plain_host or "@" in parts.netloc \
+            or parts.query or parts.fragment:
+        raise ValueError(problem)
+    return v.rstrip("/")
 
 
 def workflow_id_for_invoice(invoice_number: str) -> str:
@@ -76,8 +98,8 @@ class BkashPaymentRequest(_Model):
         bad = sorted(set(v) & set("<>&"))
         if bad:
             raise ValueError(f"invoice_number must not contain {' '.join(bad)} (bKash rule)")
-        if any(ord(c) < 32 for c in v):
-            raise ValueError("invoice_number must not contain control characters")
+        if any(unicodedata.category(c).startswith("C") for c in v):
+            raise ValueError("invoice_number must not contain control or invisible characters")
         return v
 
     @field_validator("amount_poisha")
@@ -94,13 +116,8 @@ class BkashPaymentRequest(_Model):
     @field_validator("callback_base_url")
     @classmethod
     def _callback_rules(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"callback_base_url {v!r} must be an absolute http(s) URL "
-                             "(bKash answers 2049 otherwise)")
-        if parts.query or parts.fragment:
-            raise ValueError("callback_base_url must not carry a query string or fragment")
-        return v.rstrip("/")
+        # bKash answers 2049 "Invalid Merchant Callback URL" otherwise.
+        return check_callback_base_url(v)
 
     @field_validator("payer_reference")
     @classmethod

@@ -8,10 +8,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from urllib.parse import urlsplit
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from workflows.bkash_models import check_callback_base_url
 from providers.monetix import (
     MonetixDisplayItem,
     MonetixSaleRequest,
@@ -55,11 +54,7 @@ class _PurchaseRequest(_Model):
     @field_validator("callback_base_url")
     @classmethod
     def _callback_base(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
-            raise ValueError(f"callback_base_url {v!r} must be an absolute http(s) URL without a "
-                             "query")
-        return v.rstrip("/")
+        return check_callback_base_url(v)
 
     @property
     def callback_url(self) -> str:
