@@ -160,7 +160,15 @@ async def submit_transaction_id(client: Client, payment_id: str,
 async def provide_clarification(client: Client, payment_id: str,
                                 fields: dict) -> PaymentInstructions:
     """Answer Monetix's clarification_fields, e.g. {"account": {"number": "01712345678"}}."""
+    from providers.monetix import clarification_problems
     from workflows.monetix_models import ClarificationAnswer
+
+    # The workflow takes one answer per request and sends it once: a typo found only by the send
+    # could not be corrected any more, so the merchant hears about it here, before anything is sent.
+    problems = clarification_problems(fields)
+    if problems:
+        raise PaymentError(f"clarification for Monetix purchase {payment_id} not sent: "
+                           + "; ".join(problems))
 
     return await _update(client, workflow_id_for_payment(payment_id),
                          MonetixGatePurchase.provide_clarification,

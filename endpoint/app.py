@@ -20,7 +20,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from providers.monetix import MonetixStatus
@@ -69,7 +74,10 @@ def create_app(client: Client, *, result_page_url: str | None = None,
             raise
         if desc.workflow_type != BkashAuthCapture.__name__:
             return None  # its state would not even decode as a bKash payment's
-        if desc.close_time is None:
+        if desc.close_time is None or desc.status != WorkflowExecutionStatus.COMPLETED:
+            # Running, or ended without a result (terminated, failed, timed out: an operator's hand,
+            # not a payment outcome). Its last state is what there is; a closed workflow answers a
+            # query by replaying its history.
             state = await handle.query(BkashAuthCapture.state)
             return state.stage, state.payment_id, state.previous_payment_ids
         result = await client.get_workflow_handle_for(BkashAuthCapture.run, handle.id).result()

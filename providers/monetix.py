@@ -52,6 +52,7 @@ __all__ = [
     "MonetixStatus",
     "PaymentPageParams",
     "build_payment_page_url",
+    "clarification_problems",
     "epay_widget_params",
     "FINAL_PAYMENT_STATUSES",
 ]
@@ -812,19 +813,7 @@ class MonetixGateClient:
     async def clarify_fields(self, payment_id: str, fields: Mapping[str, Any]) -> MonetixAck:
         """Answer an ``awaiting clarification`` callback: ``fields`` mirrors its clarification_fields,
         e.g. ``{"account": {"number": "01712345678"}}`` (§3.5: the keys mirror request objects)."""
-        problems = []
-        if not isinstance(fields, Mapping) or not fields:
-            problems.append("the clarification must carry at least one requested field")
-        else:
-            for key in fields:
-                if key in ("general", "signature") or not isinstance(key, str) or not key:
-                    problems.append(f"clarification field {key!r} is not allowed")
-            account = fields.get("account") if isinstance(fields.get("account"), Mapping) else None
-            if account is not None and "number" in account:
-                try:
-                    _check_account_number(account["number"], "account.number")
-                except ValueError as exc:
-                    problems.append(str(exc))
+        problems = clarification_problems(fields)
         try:
             _check_payment_id(payment_id, "general.payment_id")
         except ValueError as exc:
@@ -1001,6 +990,32 @@ def _message_for(data: Mapping[str, Any], code: str) -> str:
         if d.code == code and d.message:
             return d.message
     return _text(data.get("message")) or "Transaction not found"
+
+
+def clarification_problems(fields: Any) -> list[str]:
+    """What is wrong with an answer to ``clarification_fields`` (nothing: an empty list). Shared by
+    the Gate client and merchant code, so that a typo is refused before a workflow commits to it."""
+    if not isinstance(fields, Mapping) or not fields:
+        return ["the clarification must carry at least one requested field"]
+    problems = []
+    for key in fields:
+        if key in ("general", "signature") or not isinstance(key, str) or not key:
+            problems.append(f"clarification field {key!r} is not allowed")
+    account = fields.get("account")
+    if "account" in fields and not isinstance(account, Mapping):
+        # §3.5: the keys mirror request objects, so the account is an object, as in the sale.
+        problems.append(f"clarification field 'account' must be an object like "
+                        f"{{'number': '01712345678'}}, got {type(account).__name__}")
+    elif account is not None:
+        # For bKash the account Monetix asks about is the customer's wallet number; an object
+        # without it (or with null) would be refused by Monetix after the workflow sent its answer.
+        try:
+            if _check_account_number(account.get("number"), "account.number") is None:
+                raise ValueError("account.number is missing: send the customer's bKash account number, "
+                                 "digits only, at most 12, e.g. '01712345678'")
+        except ValueError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def _revalidate(model: type[BaseModel], value: Any, payment_id: Any) -> Any:
