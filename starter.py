@@ -149,8 +149,8 @@ async def submit_transaction_id(client: Client, payment_id: str,
     # The update id carries the ID so that a retried call is absorbed. Whatever the customer typed
     # that is no transaction ID still goes to the workflow, whose validator names the rule; its id
     # must then stay short, or Temporal's 1000-character id limit would answer instead.
-    update_id = (f"transaction-id-{typed}" if TRANSACTION_ID.match(typed) else
-                 f"transaction-id-invalid-{hashlib.sha256(transaction_id.encode('utf-8', 'replace')).hexdigest()}")
+    digest = hashlib.sha256(transaction_id.encode("utf-8", "replace")).hexdigest()
+    update_id = f"transaction-id-{typed}" if TRANSACTION_ID.match(typed) else f"transaction-id-invalid-{digest}"
     return await _update(client, workflow_id_for_payment(payment_id),
                          MonetixGatePurchase.submit_transaction_id,
                          TransactionIdSubmission(transaction_id=transaction_id), update_id,

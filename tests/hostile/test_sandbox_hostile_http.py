@@ -304,7 +304,6 @@ async def test_payment_page_completion_answers_hostile_input_without_a_500(monet
 
 async def test_payment_page_form_submission_works_without_python_multipart(monetix):
     # The page's own HTML form posts urlencoded; the project does not ship python-multipart.
-    page = sign_request  # noqa: F841 - the Gate payment below is not a page payment
     params = {"project_id": str(MX.project_id), "payment_id": "mx-page-form", "customer_id": "c",
               "customer_first_name": "R", "customer_last_name": "U", "customer_email": "r@example.com",
               "payment_currency": "BDT", "payment_amount": "50000"}

@@ -12,7 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from providers.monetix_signing import RawNumber, loads, sign, signing_string, verify
-from tests.hostile.strategies import hostile_bodies, json_like, json_objects, keys, leaves
+from tests.hostile.strategies import hostile_bodies, json_objects, keys, leaves
 
 secrets = st.text(min_size=1, max_size=40)
 
