@@ -135,8 +135,9 @@ class BkashAuthCapture:
             raise ValueError(f"paymentID {ret.payment_id} is not this payment's "
                              f"({self._state.payment_id}); nothing changed")
         # The redirect signature is opaque (§5) but fixed per payment and echoed in the create
-        # answer, so a different one is certainly not bKash's redirect.
-        if self._redirect_signature and ret.signature and ret.signature != self._redirect_signature:
+        # answer ([OBS] 2024-26), so a missing or different one is not bKash's redirect. Should that
+        # ever be wrong, nothing is lost: the end of the approval window executes anyway.
+        if self._redirect_signature and ret.signature != self._redirect_signature:
             raise ValueError(f"the redirect signature does not match payment {ret.payment_id}")
 
     @workflow.update

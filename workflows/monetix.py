@@ -24,7 +24,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.monetix import MonetixActivities
-    from providers.monetix import MonetixStatus
+    from providers.monetix import MonetixStatus, clarification_problems
     from providers.money import format_bdt
     from workflows import search_attributes as sa
     from workflows.monetix_models import (
@@ -296,6 +296,10 @@ class MonetixGatePurchase(_MonetixPurchase):
         missing = set(self._state.clarification_fields or {}) - set(answer.fields)
         if missing:
             raise ValueError(f"Monetix asked for {sorted(missing)}; the answer lacks them")
+        # The workflow sends one answer; a malformed one must be refused here, not by Monetix later.
+        problems = clarification_problems(answer.fields)
+        if problems:
+            raise ValueError("; ".join(problems))
 
     @workflow.update
     def submit_transaction_id(self, submission: TransactionIdSubmission) -> PaymentInstructions:
