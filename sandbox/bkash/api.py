@@ -9,11 +9,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sandbox.common.wire import json_object, under_fault
+
 from .codes import BkashError, GatewayError
 from .faults import API_KINDS, FaultKind, Operation, Target
 from .state import BkashSandbox
-from .wire import (bkash_error, failure_after_commit, failure_before_commit, gateway_error,
-                   json_object)
+from .wire import DROPPED_BODY, bkash_error, gateway_error
 
 _EXPIRE_TOKEN = frozenset({FaultKind.EXPIRE_TOKEN})
 
@@ -95,15 +96,16 @@ class BkashApi:
 
     async def _answer(self, operation: Operation, target: Target, apply: Callable[[], dict],
                       envelope: str = "statusCode") -> Response:
+        def respond() -> Response:
+            try:
+                return JSONResponse(apply())
+            except BkashError as error:
+                return bkash_error(error, envelope)
+            except GatewayError as error:
+                return gateway_error(error)
+
+        def refuse(code: str | None) -> Response:
+            return bkash_error(BkashError(code or "2003"), envelope)
+
         fault = self.sandbox.faults.take(operation, target, API_KINDS)
-        if fault is not None and fault.kind is FaultKind.ERROR_CODE:
-            return bkash_error(BkashError(fault.spec.code or "2003"), envelope)
-        if fault is not None and not fault.spec.commit:
-            return failure_before_commit(fault)
-        try:
-            response: Response = JSONResponse(apply())
-        except BkashError as error:
-            response = bkash_error(error, envelope)
-        except GatewayError as error:
-            response = gateway_error(error)
-        return response if fault is None else await failure_after_commit(fault, response)
+        return await under_fault(fault, respond, refuse, DROPPED_BODY)

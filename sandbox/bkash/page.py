@@ -15,9 +15,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from sandbox.common.wire import failure_after_commit, failure_before_commit
+
 from .faults import PAGE_KINDS, FaultKind, Operation, Target
 from .state import BkashSandbox, PageOutcome, Payment
-from .wire import failure_after_commit, failure_before_commit
+from .wire import DROPPED_BODY
 
 # Sandbox credentials of §13: any 01XXXXXXXXX wallet, OTP 123456, PIN 12121.
 SANDBOX_OTP = "123456"
@@ -104,7 +106,7 @@ class HostedPage:
         fault = self.sandbox.faults.take(Operation.PAGE, Target(p.payment_id, p.merchant_invoice), PAGE_KINDS)
         if fault is not None and fault.kind in (FaultKind.HTTP_ERROR, FaultKind.DROP_CONNECTION) \
                 and not fault.spec.commit:
-            return failure_before_commit(fault)
+            return failure_before_commit(fault, DROPPED_BODY)
         self.sandbox.end_on_page(p, outcome)
         if fault is not None and fault.kind is FaultKind.NO_REDIRECT:
             # The customer closes the tab: the payment is decided but no callback arrives (§5).

@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import urlsplit
 
+from sandbox.common.faults import FaultBook
+
 from .codes import BkashError
 from .config import BkashSandboxConfig
-from .faults import FaultBook, Operation, Target
+from .faults import Operation, Target
 from .formats import (bkash_time, format_poisha, new_page_hash, new_payment_id, new_signature,
                       new_trx_id, parse_amount)
 from .tokens import TokenAuthority

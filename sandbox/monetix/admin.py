@@ -4,31 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 from urllib.parse import quote
 
-import httpx
+from sandbox.common.admin import SandboxAdmin, SandboxAdminError
 
 
-class MonetixSandboxAdminError(RuntimeError):
+class MonetixSandboxAdminError(SandboxAdminError):
     pass
 
 
-class MonetixSandboxAdmin:
-    def __init__(self, base_url: str, http: httpx.AsyncClient) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.http = http
+class MonetixSandboxAdmin(SandboxAdmin):
+    """Faults, e.g. ``add_fault("callback", "lose", match={"payment_id": pid, "status": "success"})`` or
+    ``add_fault("sale", "http_error", status=503, commit=True)``; see faults.FaultSpec."""
 
-    async def add_fault(self, operation: str, kind: str, **kw: Any) -> dict:
-        """E.g. ``add_fault("callback", "lose", match={"payment_id": pid, "status": "success"})`` or
-        ``add_fault("sale", "http_error", status=503, commit=True)``; see faults.FaultSpec."""
-        return await self._call("POST", "/admin/faults", json={"operation": operation, "kind": kind, **kw})
-
-    async def clear_faults(self) -> None:
-        await self._call("DELETE", "/admin/faults")
-
-    async def faults(self) -> list[dict]:
-        return await self._call("GET", "/admin/faults")
+    provider = "Monetix"
+    error = MonetixSandboxAdminError
 
     async def payment(self, payment_id: str, project_id: int | None = None) -> dict:
         """Full internal state; ``project_id=None`` means the sandbox's default project."""
@@ -42,12 +32,6 @@ class MonetixSandboxAdmin:
     async def ledger(self, payment_id: str | None = None, project_id: int | None = None) -> list[dict]:
         params = {k: v for k, v in (("payment_id", payment_id), ("project_id", project_id)) if v is not None}
         return await self._call("GET", "/admin/ledger", params=params)
-
-    async def stats(self) -> dict:
-        return await self._call("GET", "/admin/stats")
-
-    async def reset(self) -> None:
-        await self._call("POST", "/admin/reset")
 
     async def wait_for_callback(self, payment_id: str, status: str, *, project_id: int | None = None,
                                 delivered: bool = True, timeout: float = 10.0) -> dict:
@@ -65,10 +49,3 @@ class MonetixSandboxAdmin:
                     f"within {timeout:g} s; callbacks so far: "
                     f"{[(r['status'], r['delivery']) for r in view['callbacks']]}")
             await asyncio.sleep(0.02)
-
-    async def _call(self, method: str, path: str, **kw: Any) -> Any:
-        response = await self.http.request(method, self.base_url + path, **kw)
-        if response.is_error:
-            raise MonetixSandboxAdminError(
-                f"Monetix sandbox admin {method} {path} answered HTTP {response.status_code}: {response.text}")
-        return response.json()

@@ -19,8 +19,10 @@ from typing import Any
 
 import httpx
 
+from sandbox.common.faults import Fault, FaultBook
+
 from .config import MonetixSandboxConfig
-from .faults import Fault, FaultBook, FaultKind, Operation, Target
+from .faults import FaultKind, Operation, Target
 
 log = logging.getLogger(__name__)
 

@@ -26,12 +26,13 @@ from typing import Any
 import httpx
 
 from providers.monetix_signing import sign, verify
+from sandbox.common.faults import FaultBook
 
 from . import codes
 from .callbacks import CallbackOutbox, CallbackRecord, Delivery
 from .codes import GateError
 from .config import MonetixSandboxConfig
-from .faults import FaultBook, Target
+from .faults import Target
 from .formats import OperationIds, amount_text, monetix_time, new_trx_id
 
 # The bKash sandbox's insufficient-balance wallet (bKash reference §13, code 2023 there); here the
