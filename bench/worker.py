@@ -20,7 +20,12 @@ import logging
 import signal
 from unittest import mock
 
-from temporalio.worker import PollerBehaviorAutoscaling, PollerBehaviorSimpleMaximum, Worker
+from temporalio.worker import (
+    PollerBehaviorAutoscaling,
+    PollerBehaviorSimpleMaximum,
+    UnsandboxedWorkflowRunner,
+    Worker,
+)
 
 import worker as payments_worker
 from bench import floor
@@ -34,10 +39,15 @@ def worker_options(raw: dict) -> dict:
 
     Plain Worker arguments pass through (``max_cached_workflows``, ``max_concurrent_workflow_tasks``,
     ``nonsticky_to_sticky_poll_ratio``, ``disable_eager_activity_execution``, ...); ``workflow_pollers``
-    / ``activity_pollers`` = N set a simple maximum, ``"auto"`` autoscaling pollers."""
+    / ``activity_pollers`` = N set a simple maximum, ``"auto"`` autoscaling pollers;
+    ``unsandboxed`` = true runs workflows without the sandbox (a what-if: it drops the determinism
+    guard, so the project would not ship it)."""
     out = {}
     for key, value in raw.items():
-        if key in ("workflow_pollers", "activity_pollers"):
+        if key == "unsandboxed":
+            if value:
+                out["workflow_runner"] = UnsandboxedWorkflowRunner()
+        elif key in ("workflow_pollers", "activity_pollers"):
             behaviour = (PollerBehaviorAutoscaling() if value == "auto"
                          else PollerBehaviorSimpleMaximum(int(value)))
             out[key.replace("_pollers", "_task_poller_behavior")] = behaviour
