@@ -203,7 +203,10 @@ def create_app(client: Client, *, result_page_url: str | None = None,
                     return PlainTextResponse(f"unknown payment {status.payment_id}",
                                              status_code=404)
                 raise
-            # The purchase already ended: a late repeat. Acknowledge so Monetix stops re-sending.
+            # The purchase already ended: a late repeat. Acknowledge so Monetix stops re-sending,
+            # but a final answer that contradicts ours means money moved after we stopped
+            # listening: say so loudly, for reconciliation.
+            await _report_contradiction(client, handle.id, status)
             return PlainTextResponse("OK (payment already final)")
         return PlainTextResponse("OK" if ack.applied else "OK (already processed)")
 
@@ -216,6 +219,20 @@ def create_app(client: Client, *, result_page_url: str | None = None,
         Route("/monetix/callback", monetix_callback, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
     ])
+
+
+async def _report_contradiction(client: Client, workflow_id: str, status: MonetixStatus) -> None:
+    if not status.final:
+        return
+    try:
+        result = await client.get_workflow_handle_for(MonetixGatePurchase.run, workflow_id).result()
+    except Exception:  # noqa: BLE001 - cancelled or terminated: nothing to compare with
+        log.error("Monetix reports payment %s %r after its workflow ended without a result: "
+                  "reconcile it", _short(status.payment_id), status.status)
+        return
+    if (status.status == "success") != (result.outcome.value == "SUCCESS"):
+        log.error("Monetix reports payment %s %r after the workflow ended %s: reconcile it",
+                  _short(status.payment_id), status.status, result.outcome.value)
 
 
 def _int_or_none(value) -> int | None:

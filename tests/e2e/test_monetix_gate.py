@@ -242,3 +242,21 @@ async def test_tampered_payment_page_link_is_refused_by_the_platform(stack):
     tampered = page.payment_page_url.replace("payment_amount=50000", "payment_amount=10000")
     assert (await stack.monetix_customer.open_payment_page(tampered)).status_code == 400
     await stack.client.get_workflow_handle(req.workflow_id).cancel()
+
+
+async def test_a_late_success_after_the_purchase_expired_is_acknowledged_and_flagged(stack, caplog):
+    import logging
+
+    req, _ = await start_gate(stack, transaction_id_window=timedelta(seconds=1))
+    assert (await purchase_result(stack, req)).outcome is MonetixStage.EXPIRED
+    body = {"project_id": MONETIX.project_id,
+            "payment": {"id": req.sale.payment_id, "type": "purchase", "status": "success",
+                        "sum": {"amount": 100000, "currency": "BDT"}},
+            "operation": {"id": 77, "type": "sale", "status": "success", "code": "0"}}
+    with caplog.at_level(logging.ERROR, logger="endpoint"):
+        async with httpx.AsyncClient() as http:
+            resp = await http.post(f"{stack.endpoint_url}/monetix/callback",
+                                   json={**body, "signature": sign(body, MONETIX.secret_key)})
+    assert resp.status_code == 200  # Monetix must stop re-sending
+    assert any("reconcile" in r.getMessage() and req.sale.payment_id in r.getMessage()
+               for r in caplog.records)
