@@ -15,6 +15,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import httpx
+
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateStage
 from temporalio.common import (
     SearchAttributePair,
@@ -83,6 +85,7 @@ class Ctx:
     bkash: BkashClient
     monetix: MonetixGateClient
     receiver: DirectReceiver
+    http: httpx.AsyncClient
 
 
 def _authorized(journey) -> bool:

