@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import logging
 import re
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -88,7 +88,9 @@ def create_app(client: Client, *, result_page_url: str | None = None,
             query = urlencode({"payment": workflow_id, "outcome": OUTCOME.get(stage, "pending"),
                                "paymentID": payment_id or ""})
             return RedirectResponse(f"{result_page_url}?{query}", status_code=303)
-        return RedirectResponse(f"/bkash/result/{quote(workflow_id, safe='')}", status_code=303)
+        # Our own result page, rendered from what the workflow just answered: a redirect to
+        # /bkash/result would ask the workflow again (a billable query) for the same answer.
+        return result_page(workflow_id, stage, payment_id)
 
     async def bkash_return(request: Request) -> Response:
         workflow_id = request.path_params["workflow_id"]
@@ -145,12 +147,7 @@ def create_app(client: Client, *, result_page_url: str | None = None,
         if known is None:
             return PlainTextResponse(f"no payment {workflow_id}", status_code=404)
         stage, payment_id, _ = known
-        outcome = OUTCOME.get(stage, "pending")
-        body = (f"<!doctype html><title>Payment {html.escape(outcome)}</title>"
-                f"<h1>Payment {html.escape(outcome)}</h1>"
-                f"<p data-stage='{stage.value}' data-outcome='{outcome}'>"
-                f"{html.escape(workflow_id)} · bKash paymentID {html.escape(payment_id or '-')}</p>")
-        return HTMLResponse(body)
+        return result_page(workflow_id, stage, payment_id)
 
     async def monetix_callback(request: Request) -> Response:
         raw = await request.body()
@@ -219,6 +216,15 @@ def create_app(client: Client, *, result_page_url: str | None = None,
         Route("/monetix/callback", monetix_callback, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
     ])
+
+
+def result_page(workflow_id: str, stage: BkashStage, payment_id: str | None) -> HTMLResponse:
+    outcome = OUTCOME.get(stage, "pending")
+    return HTMLResponse(
+        f"<!doctype html><title>Payment {html.escape(outcome)}</title>"
+        f"<h1>Payment {html.escape(outcome)}</h1>"
+        f"<p data-stage='{stage.value}' data-outcome='{outcome}'>"
+        f"{html.escape(workflow_id)} · bKash paymentID {html.escape(payment_id or '-')}</p>")
 
 
 async def _report_contradiction(client: Client, workflow_id: str, status: MonetixStatus) -> None:

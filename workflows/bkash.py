@@ -59,6 +59,9 @@ EXECUTE_ONCE = RetryPolicy(maximum_attempts=1)
 UNTIL_FINAL = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                           maximum_interval=timedelta(minutes=5), maximum_attempts=0)
 
+# Stages that last one bounded provider call: not worth a search-attribute upsert.
+_TRANSIENT = frozenset({BkashStage.CREATING, BkashStage.EXECUTING})
+
 # bKash's transactionStatus → where the payment stands (reference §10).
 _STAGE_FOR_STATUS = {
     "Authorized": BkashStage.AUTHORIZED,
@@ -84,6 +87,8 @@ class BkashAuthCapture:
         self._return_outcome = ReturnOutcome(stage=BkashStage.CREATING)
         self._decision: str | None = None
         self._detail = ""
+        # What the search attributes show now: set at start by merchant code (starter.py).
+        self._shown: tuple[str, str | None] = (BkashStage.CREATING.value, None)
 
     @workflow.run
     async def run(self, req: BkashPaymentRequest) -> BkashPaymentResult:
@@ -410,14 +415,17 @@ class BkashAuthCapture:
         self._set_stage(stage, self._detail)
 
     def _set_stage(self, stage: BkashStage, event: str | None = None) -> None:
-        changed = stage is not self._state.stage
         self._state.stage = stage
         self._event(event or f"stage {stage.value}")
-        if changed or stage is BkashStage.AWAITING_APPROVAL:
-            workflow.upsert_search_attributes([
-                sa.PAYMENT_STAGE.value_set(stage.value),
-                sa.PROVIDER_PAYMENT_ID.value_set(self._state.payment_id or ""),
-            ])
+        # Each upsert is a billable action: the Web UI's stage changes only where a payment can
+        # rest (CREATING and EXECUTING last one bounded provider call) and the paymentID only when
+        # it is new (README, "Performance").
+        if stage not in _TRANSIENT and (stage.value, self._state.payment_id) != self._shown:
+            updates = [sa.PAYMENT_STAGE.value_set(stage.value)]
+            if self._state.payment_id != self._shown[1]:
+                updates.append(sa.PROVIDER_PAYMENT_ID.value_set(self._state.payment_id or ""))
+            workflow.upsert_search_attributes(updates)
+            self._shown = (stage.value, self._state.payment_id)
         amount = format_bdt(self._req.amount_poisha)
         workflow.set_current_details(
             f"**{stage.value}** · {amount} BDT · invoice {self._req.invoice_number}\n\n"

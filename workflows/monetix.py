@@ -189,11 +189,14 @@ class _MonetixPurchase:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result
 
-    def _set_stage(self, stage: MonetixStage, event: str | None = None) -> None:
+    def _set_stage(self, stage: MonetixStage, event: str | None = None, *,
+                   show: bool = True) -> None:
+        """``show=False`` for a stage that lasts one bounded call: each search-attribute upsert is
+        a billable action (README, "Performance")."""
         changed = stage is not self._state.stage
         self._state.stage = stage
         self._event(event or f"stage {stage.value}")
-        if changed:
+        if changed and show:
             updates = [sa.PAYMENT_STAGE.value_set(stage.value)]
             if self._final is not None and self._final.provider_payment_id:
                 updates.append(sa.PROVIDER_PAYMENT_ID.value_set(self._final.provider_payment_id))
@@ -358,8 +361,11 @@ class MonetixGatePurchase(_MonetixPurchase):
             return False
         self._state.request_id = ack.request_id
         self._status_allowed_at = workflow.now() + STATUS_MIN_DELAY
+        # The instructions callback often arrives before the sale's answer: then this stage is
+        # over at once and not worth showing.
         self._set_stage(MonetixStage.AWAITING_INSTRUCTIONS,
-                        f"sale accepted (request {ack.request_id or ack.known_status})")
+                        f"sale accepted (request {ack.request_id or ack.known_status})",
+                        show=not self._state.display_data)
         return True
 
     async def _payment_instructions(self) -> None:
@@ -408,7 +414,7 @@ class MonetixGatePurchase(_MonetixPurchase):
             return
         if self._final is not None:
             return
-        self._set_stage(MonetixStage.CLARIFYING)
+        self._set_stage(MonetixStage.CLARIFYING, show=False)
         await self._clarify(ClarificationInput(
             payment_id=self._payment_id, additional_data={"transaction_id": self._transaction_id},
             pending_statuses=list(AWAITING_CUSTOMER)), "transaction ID")
