@@ -4,52 +4,43 @@ bKash answers business errors with HTTP 200 and ``statusCode != "0000"`` (or the
 ``errorCode``/``errorMessage`` envelope of the void page); the AWS API Gateway in front of it answers
 401/403/5xx on its own. Codes and classes: ../shared/reference/bkash-api.md §11 (portal error list
 as captured by api-evangelist, plus the retry classes of a 2026 TS client, plus the issue's own
-classification).
+classification); the codes themselves are named in ``providers.bkash_codes``.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
-# Classes named in the issue. Every code in the portal's list lands in exactly one class.
-RETRYABLE_CODES = frozenset({"2003", "2020", "2024", "503"})
-ALREADY_SETTLED_CODES = frozenset({"2062", "2068", "2069", "2116", "2117", "2119"})
-CUSTOMER_DECLINE_CODES = frozenset(
-    {str(c) for c in range(2009, 2020)} | {"2023", "2037", "2038", "2057", "2058", "2059"}
+from contracts.bkash import BkashErrorKind
+from providers.bkash_codes import (
+    ALREADY_SETTLED_CODES,
+    CUSTOMER_DECLINE_CODES,
+    INVALID_STATE_CODES,
+    MERCHANT_CONFIG_CODES,
+    MERCHANT_CONFIG_FIXES,
+    RETRYABLE_CODES,
+    STATUS_SUCCESS,
 )
-MERCHANT_CONFIG_CODES = frozenset(
-    {"2001", "2002", "2006", "2007", "2008", "2025", "2029", "2031", "2048", "2049", "2063",
-     "2064", "2065", "2067", "2118"}
-)
-# Execute/capture/void on a payment in the wrong state: 2056 "Invalid Payment State" and 2060
-# "Payment execution pre-requisite hasn't been met" (customer has not approved). Resolve by asking
-# bKash (query) and deciding on what it reports (§11: "add 2056/2060 to query then decide").
-INVALID_STATE_CODES = frozenset({"2056", "2060"})
 
-# What a merchant's engineer has to change, for the configuration/validation codes.
-_FIX = {
-    "2001": "check BKASH_APP_KEY (and that it belongs to this environment: sandbox vs production)",
-    "2002": "the paymentID sent is not one bKash issued to this merchant",
-    "2006": "the amount must be a positive BDT amount with at most two decimals",
-    "2007": "the currency must be BDT",
-    "2008": "the intent must be 'sale' or 'authorization'",
-    "2025": "the request body is malformed; this is a bug in the client, please report it",
-    "2029": "this merchantInvoiceNumber was already paid; use a new invoice number",
-    "2031": "merchantInvoiceNumber must be 1-255 characters without < > &",
-    "2048": "payerReference was rejected; send a short plain reference",
-    "2049": "the callback URL was rejected; PAYMENTS_CALLBACK_BASE_URL must be an absolute http(s) URL",
-    "2063": "mode must be '0011' for Auth & Capture checkout",
-    "2064": "this product mode is not enabled for the merchant; ask bKash to enable Auth & Capture",
-    "2065": "a mandatory field is missing from the request",
-    "2067": "the merchant account lacks permission for this API; ask bKash",
-    "2118": "the platform value was rejected",
-}
+if TYPE_CHECKING:
+    import httpx
+
+# The code classes live in providers.bkash_codes; re-exported here for the callers that know them
+# by this address.
+__all__ = [
+    "ALL_KINDS", "ALREADY_SETTLED_CODES", "CUSTOMER_DECLINE_CODES", "INVALID_STATE_CODES",
+    "MERCHANT_CONFIG_CODES", "RETRYABLE_CODES", "BkashAlreadySettled", "BkashCustomerDeclined",
+    "BkashError", "BkashInvalidState", "BkashMerchantConfigError", "BkashNoResponse",
+    "BkashRetryableError", "BkashTokenRateLimited", "BkashUnexpectedResponse", "classify",
+    "json_object", "raise_for_business_error",
+]
 
 
 class BkashError(Exception):
     """Base class. ``kind`` is the stable name activities use as the Temporal error type."""
 
-    kind = "BkashError"
+    kind: str = BkashErrorKind.GENERIC
 
     def __init__(self, operation: str, message: str, *, code: str | None = None,
                  payment_id: str | None = None, retry_after: timedelta | None = None) -> None:
@@ -66,7 +57,7 @@ class BkashError(Exception):
 class BkashRetryableError(BkashError):
     """bKash said the request failed for a transient reason; the same call may be made again."""
 
-    kind = "BkashRetryableError"
+    kind: str = BkashErrorKind.RETRYABLE
 
 
 class BkashNoResponse(BkashError):
@@ -76,7 +67,7 @@ class BkashNoResponse(BkashError):
     money-moving call.
     """
 
-    kind = "BkashNoResponse"
+    kind: str = BkashErrorKind.NO_RESPONSE
 
     def __init__(self, *args, request_sent: bool = True, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -86,37 +77,37 @@ class BkashNoResponse(BkashError):
 class BkashAlreadySettled(BkashError):
     """The payment was already executed/captured/voided: reconcile by query, never fail blindly."""
 
-    kind = "BkashAlreadySettled"
+    kind: str = BkashErrorKind.ALREADY_SETTLED
 
 
 class BkashCustomerDeclined(BkashError):
     """The customer's wallet, OTP, PIN or balance stopped the payment."""
 
-    kind = "BkashCustomerDeclined"
+    kind: str = BkashErrorKind.CUSTOMER_DECLINED
 
 
 class BkashMerchantConfigError(BkashError):
     """Merchant configuration or request validation: retrying will not help until someone fixes it."""
 
-    kind = "BkashMerchantConfigError"
+    kind: str = BkashErrorKind.MERCHANT_CONFIG
 
 
 class BkashInvalidState(BkashError):
     """The call does not fit the payment's state at bKash (2056/2060): ask bKash, then decide."""
 
-    kind = "BkashInvalidState"
+    kind: str = BkashErrorKind.INVALID_STATE
 
 
 class BkashTokenRateLimited(BkashError):
     """A new token is needed but bKash allows only two grant/refresh calls an hour."""
 
-    kind = "BkashTokenRateLimited"
+    kind: str = BkashErrorKind.TOKEN_RATE_LIMITED
 
 
 class BkashUnexpectedResponse(BkashError):
     """A code outside bKash's documented list, or a response that does not parse as expected."""
 
-    kind = "BkashUnexpectedResponse"
+    kind: str = BkashErrorKind.UNEXPECTED_RESPONSE
 
 
 ALL_KINDS = tuple(c.kind for c in (BkashRetryableError, BkashNoResponse, BkashAlreadySettled,
@@ -137,7 +128,33 @@ def classify(operation: str, code: str, message: str, payment_id: str | None = N
     if code in INVALID_STATE_CODES:
         return BkashInvalidState(operation, message, code=code, payment_id=payment_id)
     if code in MERCHANT_CONFIG_CODES:
-        return BkashMerchantConfigError(operation, f"{message} ({_FIX[code]})", code=code,
+        return BkashMerchantConfigError(operation, f"{message} ({MERCHANT_CONFIG_FIXES[code]})", code=code,
                                         payment_id=payment_id)
     return BkashUnexpectedResponse(operation, message or "undocumented error", code=code,
                                    payment_id=payment_id)
+
+
+def json_object(resp: httpx.Response, operation: str, payment_id: str | None) -> dict[str, Any]:
+    """The answer's JSON object; anything else is no reliable answer."""
+    try:
+        data = resp.json()
+    except ValueError:
+        raise BkashNoResponse(operation, "the answer is not JSON", payment_id=payment_id) from None
+    if not isinstance(data, dict):
+        raise BkashNoResponse(operation, "the answer is not a JSON object", payment_id=payment_id)
+    return data
+
+
+def raise_for_business_error(data: dict[str, Any], operation: str,
+                             payment_id: str | None) -> None:
+    # Both envelopes exist (§8.3, §15.5): statusCode/statusMessage and errorCode/errorMessage.
+    code = data.get("statusCode", data.get("errorCode"))
+    if code is None:
+        if "message" in data:  # gateway text, not bKash's answer (§2.2)
+            raise BkashNoResponse(operation, "gateway answered without a bKash status",
+                                  payment_id=payment_id)
+        raise BkashUnexpectedResponse(operation, "the answer carries no status code",
+                                      payment_id=payment_id)
+    if str(code) != STATUS_SUCCESS or "errorCode" in data:
+        message = str(data.get("statusMessage") or data.get("errorMessage") or "")
+        raise classify(operation, str(code), message, payment_id)

@@ -1,4 +1,5 @@
-"""Unit tests of providers/bkash.py alone: the HTTP peer is an httpx.MockTransport."""
+"""Unit tests of providers/bkash.py and its token manager (providers/bkash_tokens.py) alone: the HTTP
+peer is an httpx.MockTransport."""
 
 import json
 
