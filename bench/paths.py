@@ -18,12 +18,7 @@ from dataclasses import dataclass
 import httpx
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateStage
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from bench.direct import DirectReceiver
 from bench.floor import FloorAuthCapture, FloorGatePurchase, FloorRequest
@@ -31,18 +26,18 @@ from providers.bkash import BkashClient
 from providers.monetix import MonetixGateClient
 from sandbox.bkash.customer import BkashCustomer
 from sandbox.monetix.customer import MonetixBkashCustomer
-from starter import (
+from merchant_client import (
+    payment_result,
+    purchase_result,
     report_service_delivered,
     report_service_failed,
     start_gate_purchase,
     start_payment,
     submit_transaction_id,
 )
-from workflows import search_attributes as sa
-from workflows.bkash import BkashAuthCapture
-from workflows.bkash_models import BkashPaymentRequest, BkashStage
-from workflows.monetix import MonetixGatePurchase
-from workflows.monetix_models import MonetixPurchaseRequest, MonetixStage
+from merchant_client.calls import attributes
+from contracts.bkash import BkashPaymentRequest, BkashStage
+from contracts.monetix import MonetixPurchaseRequest, MonetixStage
 
 KINDS = ("bkash", "monetix")
 PATHS = ("workflow", "floor", "direct")
@@ -107,7 +102,7 @@ async def bkash_workflow(ctx: Ctx, key: str, *, wallet: str | None = None,
             await report_service_delivered(ctx.client, req.invoice_number)
         else:
             await report_service_failed(ctx.client, req.invoice_number, "bench")
-    result = await ctx.client.get_workflow_handle_for(BkashAuthCapture.run, req.workflow_id).result()
+    result = await payment_result(ctx.client, req.invoice_number)
     total = time.perf_counter() - started
     return Sample(total, getattr(journey, "return_seconds", 0.0), req.workflow_id,
                   result.stage is BkashStage.CAPTURED, result.stage.value)
@@ -120,10 +115,8 @@ async def bkash_floor(ctx: Ctx, key: str) -> Sample:
         FloorAuthCapture.run, req, id=workflow_id, task_queue=ctx.floor_task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=TypedSearchAttributes([
-            SearchAttributePair(sa.PAYMENT_PROVIDER, "bench-floor"),
-            SearchAttributePair(sa.MERCHANT_INVOICE, key),
-            SearchAttributePair(sa.PAYMENT_STAGE, "CREATING")]),
+        search_attributes=attributes(PAYMENT_PROVIDER="bench-floor", MERCHANT_INVOICE=key,
+                                     PAYMENT_STAGE="CREATING"),
         static_summary=f"floor: bKash Auth & Capture · {key}")
     started = time.perf_counter()
     await ctx.client.execute_update_with_start_workflow(FloorAuthCapture.approval_url,
@@ -156,7 +149,7 @@ async def bkash_direct(ctx: Ctx, key: str) -> Sample:
 
 def _gate_request(ctx: Ctx, payment_id: str) -> MonetixPurchaseRequest:
     return MonetixPurchaseRequest(
-        sale={"payment_id": payment_id, "amount": MONETIX_AMOUNT, "customer": CUSTOMER,
+        sale={"payment_id": payment_id, "amount_poisha": MONETIX_AMOUNT, "customer": CUSTOMER,
               "account_number": ACCOUNT}, callback_base_url=ctx.endpoint_url)
 
 
@@ -171,8 +164,7 @@ async def monetix_workflow(ctx: Ctx, key: str, *, pay_amount: int | None = None)
     trx = await ctx.monetix_customer.pay_in_bkash(payment_id, amount=pay_amount)
     submitted = time.perf_counter()
     await submit_transaction_id(ctx.client, payment_id, trx)
-    result = await ctx.client.get_workflow_handle_for(MonetixGatePurchase.run,
-                                                      req.workflow_id).result()
+    result = await purchase_result(ctx.client, payment_id)
     ended = time.perf_counter()
     return Sample(ended - started, ended - submitted, req.workflow_id,
                   result.outcome is MonetixStage.SUCCESS, result.outcome.value)
@@ -185,10 +177,8 @@ async def monetix_floor(ctx: Ctx, key: str) -> Sample:
         FloorGatePurchase.run, req, id=workflow_id, task_queue=ctx.floor_task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=TypedSearchAttributes([
-            SearchAttributePair(sa.PAYMENT_PROVIDER, "bench-floor"),
-            SearchAttributePair(sa.MERCHANT_INVOICE, key),
-            SearchAttributePair(sa.PAYMENT_STAGE, "SALE")]),
+        search_attributes=attributes(PAYMENT_PROVIDER="bench-floor", MERCHANT_INVOICE=key,
+                                     PAYMENT_STAGE="SALE"),
         static_summary=f"floor: Monetix Gate · {key}")
     started = time.perf_counter()
     instructions = await ctx.client.start_update_with_start_workflow(

@@ -50,6 +50,7 @@ from bench.direct import DirectReceiver
 from bench.paths import DRIVERS, KINDS, PATHS, Ctx, Sample, TimedCustomer, bkash_workflow, \
     monetix_workflow
 from bench.worker import FLOOR_SUFFIX
+import runtime_exit
 from embedded import SQLITE_PRAGMAS, free_port, serve_asgi, start_dev_server
 from endpoint.app import create_app as create_endpoint
 from providers.bkash import BkashClient, BkashCredentials
@@ -563,20 +564,14 @@ def print_report(result: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
-        result = asyncio.run(bench(args))
+        result = runtime_exit.run(bench(args))
         print_report(result)
         ok = all(p["ok"] == p["payments"] for p in result["phases"]) and \
             all(a["ok"] for a in result["actions_per_path"])
         code = 0 if ok else 1
-    except KeyboardInterrupt:
-        code = 130
     except Exception:  # noqa: BLE001
         import traceback
 
         traceback.print_exc()
         code = 1
-    # As demo.py: the SDK's Rust runtime threads can outlive the interpreter's finalization and
-    # abort it; everything is shut down by now, so leave directly.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    sys.exit(code)

@@ -27,6 +27,7 @@ from temporalio.worker import (
     Worker,
 )
 
+import runtime_exit
 import worker as payments_worker
 from bench import floor
 from config import connect_temporal
@@ -91,9 +92,9 @@ def main() -> None:
     options = worker_options(json.loads(args.options))
     if args.mode == "payments":
         payments_worker.build_worker = functools.partial(payments_worker.build_worker, **options)
-        asyncio.run(payments_worker.main())
+        runtime_exit.run(payments_worker.main())
     else:
-        asyncio.run(run_floor(options))
+        runtime_exit.run(run_floor(options))
 
 
 if __name__ == "__main__":

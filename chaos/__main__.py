@@ -2,11 +2,10 @@
 (injected, survived) and the invariant violations (must be 0). Exit status 1 on any violation."""
 
 import argparse
-import asyncio
-import os
 import sys
 from pathlib import Path
 
+import runtime_exit
 from chaos.harness import run_chaos
 
 
@@ -24,14 +23,13 @@ def main() -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     for old in list(workdir.glob("logs/*.log")) + list(workdir.glob("temporal.db*")):
         old.unlink()
-    report = asyncio.run(run_chaos(
+    report = runtime_exit.run(run_chaos(
         args.seed, args.count, workdir=workdir,
         worker_kills=args.worker_kills if args.worker_kills is not None else max(1, args.count // 10),
         server_restarts=args.server_restarts, endpoint_restarts=args.endpoint_restarts))
     print("\n".join(report.lines()))
     print(f"details: {workdir / 'report.json'}; process logs: {workdir / 'logs'}")
-    sys.stdout.flush()
-    os._exit(1 if report.violations else 0)  # see demo.py: the SDK runtime can abort finalization
+    return 1 if report.violations else 0
 
 
 if __name__ == "__main__":

@@ -33,19 +33,21 @@ from sandbox.monetix import MonetixSandboxConfig
 from sandbox.monetix import create_app as create_monetix_sandbox
 from sandbox.monetix.admin import MonetixSandboxAdmin
 from sandbox.monetix.customer import MonetixBkashCustomer
-from starter import (
+from contracts.common import SearchAttribute
+from merchant_client import (
+    payment_result,
     provide_clarification,
+    purchase_result,
+    purchase_state,
     report_service_delivered,
     report_service_failed,
     start_gate_purchase,
     start_payment,
     submit_transaction_id,
 )
-from workflows import search_attributes as sa
-from workflows.bkash import BkashAuthCapture
-from workflows.bkash_models import BkashPaymentRequest
-from workflows.monetix import MonetixGatePurchase
-from workflows.monetix_models import MonetixPurchaseRequest
+from merchant_client.calls import KEYS
+from contracts.bkash import BkashPaymentRequest
+from contracts.monetix import MonetixPurchaseRequest
 
 PROVIDER_TIMEOUT = 2.0  # short configured timeouts: a lost answer costs seconds, not 30 s
 
@@ -281,7 +283,7 @@ class Chaos:
         while time.monotonic() < deadline:
             try:
                 desc = await self.client.get_workflow_handle(workflow_id).describe()
-                stage = desc.typed_search_attributes.get(sa.PAYMENT_STAGE)
+                stage = desc.typed_search_attributes.get(KEYS[SearchAttribute.PAYMENT_STAGE])
                 if stage == "AUTHORIZED":
                     return True
                 if desc.close_time is not None or stage in ("CAPTURING", "VOIDING"):
@@ -295,7 +297,7 @@ class Chaos:
         amount = self.rng.randint(1, 50) * 1000
         account = None if p.customer == "omit_account" else "01712345678"
         req = MonetixPurchaseRequest(
-            sale={"payment_id": p.key, "amount": amount, "account_number": account,
+            sale={"payment_id": p.key, "amount_poisha": amount, "account_number": account,
                   "customer": {"id": "c-1", "ip_address": "203.0.113.7", "first_name": "A",
                                "last_name": "B", "email": "a@example.com"}},
             callback_base_url=self.endpoint.url, instructions_wait=timedelta(seconds=5),
@@ -324,7 +326,7 @@ class Chaos:
         while time.monotonic() < deadline:
             try:
                 desc = await self.client.get_workflow_handle(workflow_id).describe()
-                if desc.typed_search_attributes.get(sa.PAYMENT_STAGE) == "AWAITING_TRANSACTION_ID" \
+                if desc.typed_search_attributes.get(KEYS[SearchAttribute.PAYMENT_STAGE]) == "AWAITING_TRANSACTION_ID" \
                         or desc.close_time is not None:
                     return
             except Exception:  # noqa: BLE001
@@ -387,17 +389,16 @@ class Chaos:
                 if kind.startswith("process:"):
                     self.report.survived[kind] = self.report.injected[kind]
 
-    async def _result(self, p: Payment, run):
+    async def _result(self, p: Payment, result):
         workflow_id = ("bkash-" if p.kind == "bkash" else "monetix-") + p.key
         try:
-            return await asyncio.wait_for(
-                self.client.get_workflow_handle_for(run, workflow_id).result(), 30)
+            return await asyncio.wait_for(result(self.client, p.key), 30)
         except Exception as exc:  # noqa: BLE001
             self.report.violations.append(f"{workflow_id}: no result ({type(exc).__name__}: {exc})")
             return None
 
     async def _check_bkash(self, p: Payment) -> None:
-        res = await self._result(p, BkashAuthCapture.run)
+        res = await self._result(p, payment_result)
         if res is None:
             return
         self.report.outcomes[f"bkash {res.stage.value}"] += 1
@@ -428,7 +429,7 @@ class Chaos:
             v.append(f"{p.key}: workflow ended {stage} but money moved: {ledger}")
 
     async def _check_monetix(self, p: Payment) -> None:
-        res = await self._result(p, MonetixGatePurchase.run)
+        res = await self._result(p, purchase_result)
         if res is None:
             return
         self.report.outcomes[f"monetix {res.outcome.value}"] += 1
@@ -442,8 +443,8 @@ class Chaos:
         if res.outcome.value == "SUCCESS":
             if platform != "success" or len(settled) != 1:
                 v.append(f"{p.key}: workflow SUCCESS, platform {platform}, settled {settled}")
-            elif res.paid_amount != settled[0]["amount"] or res.paid_amount != view["paid_amount"]:
-                v.append(f"{p.key}: paid {res.paid_amount} but the platform settled "
+            elif res.paid_poisha != settled[0]["amount"] or res.paid_poisha != view["paid_amount"]:
+                v.append(f"{p.key}: paid {res.paid_poisha} but the platform settled "
                          f"{settled[0]['amount']}")
         elif res.outcome.value == "DECLINED":
             if platform not in (None, "decline", "error") or settled:
@@ -455,8 +456,7 @@ class Chaos:
             for trx, n in sent.items():
                 if n > 1:
                     v.append(f"{p.key}: clarification sent {n} times for transaction {trx}")
-            state = await self.client.get_workflow_handle(f"monetix-{p.key}").query(
-                MonetixGatePurchase.state)
+            state = await purchase_state(self.client, p.key)
             statuses = {c["status"] for c in view["callbacks"]}
             if state.callbacks_applied > len(statuses):
                 v.append(f"{p.key}: {state.callbacks_applied} callbacks applied for "

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from workflows import search_attributes as sa
+from contracts.common import SearchAttribute
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,8 +70,8 @@ class DevServer(Managed):
         argv = [str(BIN / "temporal"), "server", "start-dev", "--ip", "127.0.0.1",
                 "--port", str(port), "--ui-port", str(ui_port), "--db-filename", str(db_file),
                 "--log-level", "error"]
-        for key in sa.ALL:
-            argv += ["--search-attribute", f"{key.name}=Keyword"]
+        for name in SearchAttribute:
+            argv += ["--search-attribute", f"{name.value}=Keyword"]
         super().__init__("temporal", argv, {}, log_dir)
         self.address = f"127.0.0.1:{port}"
 

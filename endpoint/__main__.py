@@ -2,25 +2,55 @@
 
 Connects to Temporal with temporalio.envconfig (TEMPORAL_ADDRESS, ...); PAYMENTS_RESULT_PAGE_URL,
 when set, is where customers land after bKash (with ?payment=&outcome=&paymentID=).
+MONETIX_PROJECT_ID and MONETIX_SECRET_KEY let it verify Monetix callbacks (refused without them).
 """
 
 import argparse
 import asyncio
+import contextlib
+import logging
+import signal
 
 import uvicorn
 
+import runtime_exit
 from config import connect_temporal, load_settings
 from endpoint.app import create_app
 
+log = logging.getLogger("endpoint")
+
+
+def monetix_projects(settings) -> dict[int, str]:
+    """The Monetix projects whose signed callbacks this endpoint accepts; without Monetix settings
+    there are none, and an operator must hear that at start-up, not from Monetix's retries."""
+    if not settings.monetix:
+        log.warning("no Monetix settings: every Monetix callback will be refused (400 unknown "
+                    "project_id); set MONETIX_PROJECT_ID and MONETIX_SECRET_KEY (the project's "
+                    "signing key) to accept them")
+        return {}
+    return {settings.monetix.project_id: settings.monetix.gate.secret_key.get_secret_value()}
+
 
 async def main(host: str, port: int) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
+    projects = monetix_projects(settings)
     client = await connect_temporal()
-    projects = {}
-    if settings.monetix:
-        projects[settings.monetix.project_id] = settings.monetix.gate.secret_key.get_secret_value()
     app = create_app(client, result_page_url=settings.result_page_url, monetix_projects=projects)
-    await uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=False)).serve()
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=False))
+    # SIGINT/SIGTERM drain in-flight callbacks (answered before exit), then the process exits 0;
+    # uvicorn's own signal capture would re-raise the signal after shutdown and kill the process.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _stop, server)
+    await server.serve()
+
+
+def _stop(server: uvicorn.Server) -> None:
+    if server.should_exit:  # a second Ctrl-C: stop waiting for in-flight requests
+        server.force_exit = True
+    server.should_exit = True
 
 
 if __name__ == "__main__":
@@ -28,4 +58,4 @@ if __name__ == "__main__":
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args()
-    asyncio.run(main(args.host, args.port))
+    runtime_exit.run(main(args.host, args.port))

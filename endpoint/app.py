@@ -20,20 +20,15 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
-from temporalio.client import (
-    Client,
-    WorkflowExecutionStatus,
-    WorkflowHandle,
-    WorkflowUpdateFailedError,
-)
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from providers.monetix import MonetixStatus
+from contracts.bkash import BkashStage, BrowserReturn, BrowserReturnStatus, workflow_id_for_invoice
+from contracts.monetix import MonetixCallbackEvent, MonetixStage, workflow_id_for_payment
+from contracts.monetix_status import SUCCESS, MonetixStatus
+from merchant_client import PaymentError, bkash_view, purchase_result, send_customer_return, \
+    send_provider_callback
 from providers.monetix_signing import loads, verify
-from workflows.bkash import BkashAuthCapture
-from workflows.bkash_models import BkashStage, BrowserReturn, BrowserReturnStatus, workflow_id_for_invoice
-from workflows.monetix import MonetixGatePurchase
-from workflows.monetix_models import MonetixCallbackEvent, workflow_id_for_payment
 
 log = logging.getLogger("endpoint")
 
@@ -62,26 +57,11 @@ def create_app(client: Client, *, result_page_url: str | None = None,
     """``monetix_projects`` maps each Monetix project id this merchant owns to its secret key."""
     monetix_projects = dict(monetix_projects or {})
 
-    async def current(handle: WorkflowHandle) -> tuple[BkashStage, str | None, list[str]] | None:
+    async def current(workflow_id: str) -> tuple[BkashStage, str | None, list[str]] | None:
         """(stage, paymentID, earlier paymentIDs) of a running or finished payment; None if unknown."""
-        if not handle.id.startswith(BKASH_WORKFLOW_PREFIX):
+        if not workflow_id.startswith(BKASH_WORKFLOW_PREFIX):
             return None
-        try:
-            desc = await handle.describe()
-        except RPCError as err:
-            if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
-                return None
-            raise
-        if desc.workflow_type != BkashAuthCapture.__name__:
-            return None  # its state would not even decode as a bKash payment's
-        if desc.close_time is None or desc.status != WorkflowExecutionStatus.COMPLETED:
-            # Running, or ended without a result (terminated, failed, timed out: an operator's hand,
-            # not a payment outcome). Its last state is what there is; a closed workflow answers a
-            # query by replaying its history.
-            state = await handle.query(BkashAuthCapture.state)
-            return state.stage, state.payment_id, state.previous_payment_ids
-        result = await client.get_workflow_handle_for(BkashAuthCapture.run, handle.id).result()
-        return result.stage, result.payment_id, []
+        return await bkash_view(client, workflow_id)
 
     def to_result_page(workflow_id: str, stage: BkashStage, payment_id: str | None) -> Response:
         if result_page_url:
@@ -111,18 +91,17 @@ def create_app(client: Client, *, result_page_url: str | None = None,
             return PlainTextResponse(f"no payment {workflow_id}", status_code=404)
         ret = BrowserReturn(payment_id=payment_id, status=BrowserReturnStatus(status),
                             signature=signature)
-        handle = client.get_workflow_handle(workflow_id)
         try:
             # A reloaded page repeats paymentID, status and signature → the same update id, so the
             # repeat is absorbed; a forged return without bKash's signature gets its own id.
-            outcome = await handle.execute_update(
-                BkashAuthCapture.customer_returned, ret,
-                id=f"return-{payment_id}-{status}-{ret.signature or 'unsigned'}")
+            outcome = await send_customer_return(
+                client, workflow_id, ret,
+                update_id=f"return-{payment_id}-{status}-{ret.signature or 'unsigned'}")
         except (WorkflowUpdateFailedError, RPCError) as err:
             if isinstance(err, RPCError) and err.status not in (RPCStatusCode.NOT_FOUND,
                                                                 RPCStatusCode.INVALID_ARGUMENT):
                 raise
-            known = await current(handle)
+            known = await current(workflow_id)
             if known is None:
                 return PlainTextResponse(f"no payment {workflow_id}", status_code=404)
             stage, current_id, earlier = known
@@ -143,7 +122,7 @@ def create_app(client: Client, *, result_page_url: str | None = None,
 
     async def bkash_result(request: Request) -> Response:
         workflow_id = request.path_params["workflow_id"]
-        known = await current(client.get_workflow_handle(workflow_id))
+        known = await current(workflow_id)
         if known is None:
             return PlainTextResponse(f"no payment {workflow_id}", status_code=404)
         stage, payment_id, _ = known
@@ -180,8 +159,7 @@ def create_app(client: Client, *, result_page_url: str | None = None,
             clarification_fields=clarification if isinstance(clarification, dict) else None)
         handle = client.get_workflow_handle(workflow_id_for_payment(status.payment_id))
         try:
-            ack = await handle.execute_update(MonetixGatePurchase.provider_callback, event,
-                                              id=event.update_id)
+            ack = await send_provider_callback(client, event)
         except WorkflowUpdateFailedError as err:
             return PlainTextResponse(f"callback refused: {err.cause}", status_code=409)
         except RPCError as err:
@@ -203,7 +181,7 @@ def create_app(client: Client, *, result_page_url: str | None = None,
             # The purchase already ended: a late repeat. Acknowledge so Monetix stops re-sending,
             # but a final answer that contradicts ours means money moved after we stopped
             # listening: say so loudly, for reconciliation.
-            await _report_contradiction(client, handle.id, status)
+            await _report_contradiction(client, status)
             return PlainTextResponse("OK (payment already final)")
         return PlainTextResponse("OK" if ack.applied else "OK (already processed)")
 
@@ -227,16 +205,16 @@ def result_page(workflow_id: str, stage: BkashStage, payment_id: str | None) -> 
         f"{html.escape(workflow_id)} · bKash paymentID {html.escape(payment_id or '-')}</p>")
 
 
-async def _report_contradiction(client: Client, workflow_id: str, status: MonetixStatus) -> None:
+async def _report_contradiction(client: Client, status: MonetixStatus) -> None:
     if not status.final:
         return
     try:
-        result = await client.get_workflow_handle_for(MonetixGatePurchase.run, workflow_id).result()
-    except Exception:  # noqa: BLE001 - cancelled or terminated: nothing to compare with
+        result = await purchase_result(client, status.payment_id)
+    except (PaymentError, Exception):  # noqa: BLE001 - cancelled or terminated: nothing to compare
         log.error("Monetix reports payment %s %r after its workflow ended without a result: "
                   "reconcile it", _short(status.payment_id), status.status)
         return
-    if (status.status == "success") != (result.outcome.value == "SUCCESS"):
+    if (status.status == SUCCESS) != (result.outcome is MonetixStage.SUCCESS):
         log.error("Monetix reports payment %s %r after the workflow ended %s: reconcile it",
                   _short(status.payment_id), status.status, result.outcome.value)
 

@@ -9,48 +9,45 @@ Authorized → go on); capture and void are retried until bKash gives a final an
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
+from enum import Enum
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
-with workflow.unsafe.imports_passed_through():
-    from activities.bkash import BkashActivities
-    from providers.bkash_errors import (
-        BkashAlreadySettled,
-        BkashCustomerDeclined,
-        BkashInvalidState,
-        BkashMerchantConfigError,
-        BkashUnexpectedResponse,
-    )
-    from providers.money import format_bdt
-    from workflows import search_attributes as sa
-    from workflows.bkash_models import (
-        ApprovalUrl,
-        BkashPaymentRequest,
-        BkashPaymentResult,
-        BkashPaymentState,
-        BkashStage,
-        BrowserReturn,
-        BrowserReturnStatus,
-        CreatePaymentInput,
-        PaymentRef,
-        ProviderPaymentStatus,
-        ReturnOutcome,
-        ServiceDecisionAck,
-        ServiceOutcome,
-        TimelineEvent,
-    )
+from contracts.bkash import (
+    TRANSIENT_STAGES,
+    ApprovalUrl,
+    BkashActivity,
+    BkashErrorKind,
+    BkashPaymentRequest,
+    BkashPaymentResult,
+    BkashPaymentState,
+    BkashStage,
+    BrowserReturn,
+    BrowserReturnStatus,
+    CreatedPaymentInfo,
+    CreatePaymentInput,
+    PaymentRef,
+    ProviderPaymentStatus,
+    ReturnOutcome,
+    ServiceDecision,
+    ServiceDecisionAck,
+    ServiceOutcome,
+    TransactionStatus,
+)
+from contracts.money import format_bdt
+from workflows.bookkeeping import Bookkeeping, error_kind
 
 # create: a lost create answer only leaves an unpaid Initiated payment at bKash, so retrying is
 # safe; what the merchant must fix is not retried.
 CREATE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
     maximum_attempts=8,
-    non_retryable_error_types=[BkashMerchantConfigError.kind, BkashCustomerDeclined.kind,
-                               BkashInvalidState.kind, BkashAlreadySettled.kind,
-                               BkashUnexpectedResponse.kind])
+    non_retryable_error_types=[BkashErrorKind.MERCHANT_CONFIG, BkashErrorKind.CUSTOMER_DECLINED,
+                               BkashErrorKind.INVALID_STATE, BkashErrorKind.ALREADY_SETTLED,
+                               BkashErrorKind.UNEXPECTED_RESPONSE])
 # execute moves money: never re-sent blindly. No answer → Query Payment, the one case in which bKash
 # allows query (reference §12, kapilpaul/bKash-woocommerce#13).
 EXECUTE_ONCE = RetryPolicy(maximum_attempts=1)
@@ -59,16 +56,20 @@ EXECUTE_ONCE = RetryPolicy(maximum_attempts=1)
 UNTIL_FINAL = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                           maximum_interval=timedelta(minutes=5), maximum_attempts=0)
 
-# Stages that last one bounded provider call: not worth a search-attribute upsert.
-_TRANSIENT = frozenset({BkashStage.CREATING, BkashStage.EXECUTING})
-
 # bKash's transactionStatus → where the payment stands (reference §10).
 _STAGE_FOR_STATUS = {
-    "Authorized": BkashStage.AUTHORIZED,
-    "Completed": BkashStage.CAPTURED,
-    "Cancelled": BkashStage.CANCELLED,
-    "Failed": BkashStage.DECLINED,
+    TransactionStatus.AUTHORIZED: BkashStage.AUTHORIZED,
+    TransactionStatus.COMPLETED: BkashStage.CAPTURED,
+    TransactionStatus.CANCELLED: BkashStage.CANCELLED,
+    TransactionStatus.FAILED: BkashStage.DECLINED,
 }
+
+
+class _Again(Enum):
+    """A step's outcome that is not a stage: what the lifecycle does next."""
+
+    WAIT = "bKash has not seen the approval: keep waiting for the customer"
+    CREATE = "the execute was lost before bKash applied it: create a new payment"
 
 
 @workflow.defn
@@ -80,22 +81,24 @@ class BkashAuthCapture:
                                         invoice_number=req.invoice_number,
                                         amount_poisha=req.amount_poisha,
                                         stage=BkashStage.CREATING)
+        self._books = Bookkeeping(self._state, self._headline,
+                                  shown_stage=BkashStage.CREATING.value,
+                                  resting=lambda stage: stage not in TRANSIENT_STAGES)
         self._redirect_signature: str | None = None
         self._pending_return: BrowserReturn | None = None
         self._returns_received = 0
         self._returns_answered = 0
         self._return_outcome = ReturnOutcome(stage=BkashStage.CREATING)
-        self._decision: str | None = None
+        self._decision: ServiceDecision | None = None
+        self._hold_until: datetime | None = None
         self._detail = ""
-        # What the search attributes show now: set at start by merchant code (starter.py).
-        self._shown: tuple[str, str | None] = (BkashStage.CREATING.value, None)
 
     @workflow.run
     async def run(self, req: BkashPaymentRequest) -> BkashPaymentResult:
         try:
             stage = await self._authorize()  # create → customer approves → execute (→ query)
             if stage is BkashStage.AUTHORIZED:
-                if await self._service_delivered_before_deadline():
+                if await self._service_decision() is ServiceDecision.DELIVERED:
                     stage = await self._capture()
                 else:
                     stage = await self._void()
@@ -120,14 +123,14 @@ class BkashAuthCapture:
         await workflow.wait_condition(lambda: self._state.stage is not BkashStage.CREATING)
         return ApprovalUrl(workflow_id=self._state.workflow_id, stage=self._state.stage,
                            payment_id=self._state.payment_id, bkash_url=self._state.bkash_url,
-                           detail=self._detail)
+                           detail=self._detail, amount_poisha=self._req.amount_poisha)
 
     @workflow.update
     async def customer_returned(self, ret: BrowserReturn) -> ReturnOutcome:
         self._pending_return = ret
         self._returns_received += 1
         ticket = self._returns_received
-        self._event(f"customer returned from bKash's page: status={ret.status.value}")
+        self._books.event(f"customer returned from bKash's page: status={ret.status.value}")
         await workflow.wait_condition(lambda: self._returns_answered >= ticket)
         return self._return_outcome
 
@@ -145,20 +148,22 @@ class BkashAuthCapture:
         if self._redirect_signature and ret.signature != self._redirect_signature:
             raise ValueError(f"the redirect signature does not match payment {ret.payment_id}")
 
+    # The outcome is optional so that an update sent without a payload (the stock `temporal`
+    # CLI without --input) is a plain decision, not a TypeError.
     @workflow.update
-    def service_delivered(self, outcome: ServiceOutcome) -> ServiceDecisionAck:
-        return self._decide("delivered", outcome)
+    def service_delivered(self, outcome: ServiceOutcome | None = None) -> ServiceDecisionAck:
+        return self._decide(ServiceDecision.DELIVERED, outcome)
 
     @workflow.update
-    def service_failed(self, outcome: ServiceOutcome) -> ServiceDecisionAck:
-        return self._decide("failed", outcome)
+    def service_failed(self, outcome: ServiceOutcome | None = None) -> ServiceDecisionAck:
+        return self._decide(ServiceDecision.FAILED, outcome)
 
     @service_delivered.validator
-    def _validate_delivered(self, outcome: ServiceOutcome) -> None:
+    def _validate_delivered(self, outcome: ServiceOutcome | None = None) -> None:
         self._check_can_decide("service_delivered")
 
     @service_failed.validator
-    def _validate_failed(self, outcome: ServiceOutcome) -> None:
+    def _validate_failed(self, outcome: ServiceOutcome | None = None) -> None:
         self._check_can_decide("service_failed")
 
     def _check_can_decide(self, name: str) -> None:
@@ -167,12 +172,14 @@ class BkashAuthCapture:
                              f"{self._state.stage.value}; a service outcome is accepted only "
                              "while the payment is AUTHORIZED and undecided")
 
-    def _decide(self, decision: str, outcome: ServiceOutcome) -> ServiceDecisionAck:
+    def _decide(self, decision: ServiceDecision,
+                outcome: ServiceOutcome | None) -> ServiceDecisionAck:
+        note = outcome.note if outcome else ""
         self._decision = decision
-        self._state.service_decision = decision
-        self._event(f"merchant reported service {decision}" + (f": {outcome.note}" if outcome.note
-                                                               else ""))
-        return ServiceDecisionAck(stage=self._state.stage, decision=decision)
+        self._state.service_decision = decision.value
+        self._books.event(f"merchant reported service {decision.value}"
+                          + (f": {note}" if note else ""))
+        return ServiceDecisionAck(stage=self._state.stage, decision=decision.value)
 
     # -- the lifecycle ----------------------------------------------------------------------
 
@@ -181,9 +188,9 @@ class BkashAuthCapture:
         while self._state.create_attempts < self._req.max_create_attempts:
             if not await self._create_payment():
                 return BkashStage.FAILED
-            stage = await self._approve_and_execute()
-            if stage is not BkashStage.CREATING:
-                return stage
+            outcome = await self._approve_and_execute()
+            if outcome is not _Again.CREATE:
+                return outcome
         self._detail = (f"bKash still reported Initiated after {self._state.create_attempts} "
                         "payments whose execute answer was lost; no money moved")
         return BkashStage.EXPIRED
@@ -194,19 +201,19 @@ class BkashAuthCapture:
         if self._state.payment_id:
             self._state.previous_payment_ids.append(self._state.payment_id)
         try:
-            created = await workflow.execute_activity_method(
-                BkashActivities.create_payment,
+            created = await workflow.execute_activity(
+                BkashActivity.CREATE_PAYMENT,
                 CreatePaymentInput(invoice_number=self._req.invoice_number,
                                    amount_poisha=self._req.amount_poisha,
                                    payer_reference=self._req.payer_reference
                                    or _payer_reference(self._req.invoice_number),
                                    callback_url=self._req.callback_url),
+                result_type=CreatedPaymentInfo,
                 start_to_close_timeout=self._call_timeout(calls=2), retry_policy=CREATE_RETRY,
                 summary=f"create payment {format_bdt(self._req.amount_poisha)} BDT "
                         f"(attempt {self._state.create_attempts})")
         except ActivityError as err:
-            self._record_error(err)
-            self._detail = f"bKash refused to create the payment: {_message(err)}"
+            self._detail = f"bKash refused to create the payment: {self._books.record_error(err)}"
             return False
         self._state.payment_id = created.payment_id
         self._state.bkash_url = created.bkash_url
@@ -216,11 +223,9 @@ class BkashAuthCapture:
                             "bKash needs the customer to approve again", new_url=True)
         return True
 
-    async def _approve_and_execute(self) -> BkashStage:
-        """Wait for the customer's return within the approval window, then execute.
-
-        Returns AUTHORIZED or a final stage, or CREATING when bKash says a new payment is needed.
-        """
+    async def _approve_and_execute(self) -> BkashStage | _Again:
+        """Wait for the customer's return within the approval window, then execute: AUTHORIZED,
+        a final stage, or CREATE when bKash says a new payment is needed."""
         deadline = workflow.now() + self._req.approval_window
         while True:
             try:
@@ -231,58 +236,60 @@ class BkashAuthCapture:
             except asyncio.TimeoutError:
                 # No return: the customer gave up, or approved and closed the tab (§5; laravel-bkash
                 # #6). Only execute tells which, and only an approved payment can be executed.
-                self._event("approval window over without a return from bKash's page")
+                self._books.event("approval window over without a return from bKash's page")
                 return await self._execute(window_over=True)
             ret = self._pending_return
             assert ret is not None
             if ret.status is BrowserReturnStatus.SUCCESS:
-                stage = await self._execute(window_over=False)
+                outcome = await self._execute(window_over=False)
             else:
-                stage = await self._confirm_unsuccessful_return(ret.status)
-            if stage is not BkashStage.CREATING:
-                self._answer_return(stage, self._detail)
-            if stage is not BkashStage.AWAITING_APPROVAL:
-                return stage
+                outcome = await self._confirm_unsuccessful_return(ret.status)
+            if outcome is _Again.CREATE:
+                return outcome  # the new payment's create answers the customer's return
+            self._answer_return(self._state.stage if outcome is _Again.WAIT else outcome,
+                                self._detail)
+            if outcome is not _Again.WAIT:
+                return outcome
 
-    async def _execute(self, *, window_over: bool) -> BkashStage:
+    async def _execute(self, *, window_over: bool) -> BkashStage | _Again:
         self._set_stage(BkashStage.EXECUTING)
         try:
-            status = await workflow.execute_activity_method(
-                BkashActivities.execute_payment, self._ref(),
+            status = await workflow.execute_activity(
+                BkashActivity.EXECUTE_PAYMENT, self._ref(), result_type=ProviderPaymentStatus,
                 start_to_close_timeout=self._call_timeout(calls=2), retry_policy=EXECUTE_ONCE,
                 summary=f"execute payment {self._state.payment_id}")
         except ActivityError as err:
-            self._record_error(err)
-            kind = _error_kind(err)
-            if kind == BkashCustomerDeclined.kind:
-                self._detail = f"the customer's bKash wallet declined: {_message(err)}"
+            message = self._books.record_error(err)
+            kind = error_kind(err)
+            if kind == BkashErrorKind.CUSTOMER_DECLINED:
+                self._detail = f"the customer's bKash wallet declined: {message}"
                 return BkashStage.DECLINED
-            if kind == BkashMerchantConfigError.kind:
-                self._detail = _message(err)
+            if kind == BkashErrorKind.MERCHANT_CONFIG:
+                self._detail = message
                 return BkashStage.FAILED
-            if kind == BkashInvalidState.kind:
+            if kind == BkashErrorKind.INVALID_STATE:
                 # bKash has not seen the customer's approval: a forged or early "success".
                 if window_over:
                     self._detail = "the customer did not approve within the approval window"
                     return BkashStage.EXPIRED
                 self._detail = "bKash has not confirmed the customer's approval; still waiting"
                 self._set_stage(BkashStage.AWAITING_APPROVAL, self._detail)
-                return BkashStage.AWAITING_APPROVAL
+                return _Again.WAIT
             # No reliable answer: the one case in which bKash allows Query Payment.
             return await self._stage_after_lost_execute()
         return self._accept_status(status, "execute")
 
-    async def _stage_after_lost_execute(self) -> BkashStage:
+    async def _stage_after_lost_execute(self) -> BkashStage | _Again:
         status = await self._query("execute answer lost")
-        if status.transaction_status == "Initiated":
-            self._event(f"bKash reports {status.payment_id} Initiated: creating a new payment")
-            return BkashStage.CREATING
+        if status.transaction_status == TransactionStatus.INITIATED:
+            self._books.event(f"bKash reports {status.payment_id} Initiated: creating a new payment")
+            return _Again.CREATE
         return self._accept_status(status, "query")
 
     async def _confirm_unsuccessful_return(self, status: BrowserReturnStatus) -> BkashStage:
         """failure/cancel in the redirect is unsigned: confirm with bKash before ending."""
         reported = await self._query(f"customer return said {status.value}")
-        if reported.transaction_status == "Initiated":
+        if reported.transaction_status == TransactionStatus.INITIATED:
             # bKash keeps an abandoned payment Initiated (§10.2); no money has moved, and it never
             # will for this paymentID because we do not execute it.
             if status is BrowserReturnStatus.CANCEL:
@@ -296,6 +303,7 @@ class BkashAuthCapture:
         stage = _STAGE_FOR_STATUS.get(status.transaction_status)
         if status.trx_id:
             self._state.trx_id = status.trx_id
+        self._check_amount(status, source)
         if stage is None:
             self._detail = (f"bKash {source} reported an unexpected status "
                             f"{status.transaction_status!r} for {status.payment_id}")
@@ -310,26 +318,39 @@ class BkashAuthCapture:
             self._detail = f"bKash reports {status.payment_id} {status.transaction_status}"
         return stage
 
-    async def _service_delivered_before_deadline(self) -> bool:
+    def _check_amount(self, status: ProviderPaymentStatus, source: str) -> None:
+        """bKash echoes the amount in execute, query and capture: a different one is recorded for
+        the merchant's books (it never happens unless something between us and bKash is wrong)."""
+        if status.amount_poisha is not None and status.amount_poisha != self._req.amount_poisha:
+            self._books.record_problem(
+                f"bKash {source} reported {format_bdt(status.amount_poisha)} BDT for "
+                f"{status.payment_id}, but the invoice is {format_bdt(self._req.amount_poisha)} "
+                "BDT: check the payment in the bKash merchant portal")
+
+    async def _service_decision(self) -> ServiceDecision | None:
+        """The merchant's decision, or None when the hold deadline passes without one."""
+        self._hold_until = workflow.now() + self._req.hold_deadline
         self._set_stage(BkashStage.AUTHORIZED, self._detail)
         try:
             await workflow.wait_condition(lambda: self._decision is not None,
                                           timeout=self._req.hold_deadline,
                                           timeout_summary="service decision hold deadline")
         except asyncio.TimeoutError:
-            self._event("no service decision before the hold deadline: voiding")
+            self._books.event("no service decision before the hold deadline: voiding")
             self._detail = "no service decision before the hold deadline"
-            return False
-        return self._decision == "delivered"
+            return None
+        finally:
+            self._hold_until = None
+        return self._decision
 
     async def _capture(self) -> BkashStage:
         self._set_stage(BkashStage.CAPTURING)
-        status = await self._settle(BkashActivities.capture_payment, "capture")
-        if status.transaction_status == "Completed":
+        status = await self._settle(BkashActivity.CAPTURE_PAYMENT, "capture")
+        if status.transaction_status == TransactionStatus.COMPLETED:
             self._detail = f"captured {format_bdt(self._req.amount_poisha)} BDT, trxID " \
                            f"{self._state.trx_id}"
             return BkashStage.CAPTURED
-        if status.transaction_status == "Cancelled":
+        if status.transaction_status == TransactionStatus.CANCELLED:
             self._detail = "capture requested, but bKash reports the authorization cancelled"
             return BkashStage.VOIDED
         self._detail = f"capture ended with unexpected status {status.transaction_status!r}"
@@ -337,12 +358,13 @@ class BkashAuthCapture:
 
     async def _void(self) -> BkashStage:
         self._set_stage(BkashStage.VOIDING)
-        status = await self._settle(BkashActivities.void_payment, "void")
-        if status.transaction_status == "Cancelled":
-            reason = "service not delivered" if self._decision == "failed" else self._detail
+        status = await self._settle(BkashActivity.VOID_PAYMENT, "void")
+        if status.transaction_status == TransactionStatus.CANCELLED:
+            reason = ("service not delivered" if self._decision is ServiceDecision.FAILED
+                      else self._detail)
             self._detail = f"voided: {reason}"
             return BkashStage.VOIDED
-        if status.transaction_status == "Completed":
+        if status.transaction_status == TransactionStatus.COMPLETED:
             self._detail = "void requested, but bKash reports the payment already captured"
             return BkashStage.CAPTURED
         self._detail = f"void ended with unexpected status {status.transaction_status!r}"
@@ -355,7 +377,7 @@ class BkashAuthCapture:
         (void on an already captured payment is reconciled to CAPTURED by query).
         """
         stage = self._state.stage
-        self._event(f"workflow cancelled by an operator during {stage.value}")
+        self._books.event(f"workflow cancelled by an operator during {stage.value}")
         if stage is BkashStage.EXECUTING:
             # The execute may have reached bKash: ask before walking away.
             stage = _STAGE_FOR_STATUS.get(
@@ -369,22 +391,24 @@ class BkashAuthCapture:
         self._detail = "cancelled by an operator before any money moved"
         return BkashStage.CANCELLED
 
-    async def _settle(self, activity, operation: str) -> ProviderPaymentStatus:
-        status = await workflow.execute_activity_method(
-            activity, self._ref(), start_to_close_timeout=self._call_timeout(calls=3),
-            retry_policy=UNTIL_FINAL,
+    async def _settle(self, activity: BkashActivity, operation: str) -> ProviderPaymentStatus:
+        status = await workflow.execute_activity(
+            activity, self._ref(), result_type=ProviderPaymentStatus,
+            start_to_close_timeout=self._call_timeout(calls=3), retry_policy=UNTIL_FINAL,
             summary=f"{operation} {format_bdt(self._req.amount_poisha)} BDT of "
                     f"{self._state.payment_id}")
         if status.trx_id:
             self._state.trx_id = status.trx_id
         if status.reconciled_by_query:
-            self._event(f"{operation} reconciled by query: bKash reports "
-                        f"{status.transaction_status}")
+            self._books.event(f"{operation} reconciled by query: bKash reports "
+                              f"{status.transaction_status}")
+        if operation == "capture":
+            self._check_amount(status, operation)
         return status
 
     async def _query(self, why: str) -> ProviderPaymentStatus:
-        return await workflow.execute_activity_method(
-            BkashActivities.query_payment, self._ref(),
+        return await workflow.execute_activity(
+            BkashActivity.QUERY_PAYMENT, self._ref(), result_type=ProviderPaymentStatus,
             start_to_close_timeout=self._call_timeout(calls=2), retry_policy=UNTIL_FINAL,
             summary=f"query payment {self._state.payment_id} ({why})")
 
@@ -415,44 +439,17 @@ class BkashAuthCapture:
         self._set_stage(stage, self._detail)
 
     def _set_stage(self, stage: BkashStage, event: str | None = None) -> None:
-        self._state.stage = stage
-        self._event(event or f"stage {stage.value}")
-        # Each upsert is a billable action: the Web UI's stage changes only where a payment can
-        # rest (CREATING and EXECUTING last one bounded provider call) and the paymentID only when
-        # it is new (README, "Performance").
-        if stage not in _TRANSIENT and (stage.value, self._state.payment_id) != self._shown:
-            updates = [sa.PAYMENT_STAGE.value_set(stage.value)]
-            if self._state.payment_id != self._shown[1]:
-                updates.append(sa.PROVIDER_PAYMENT_ID.value_set(self._state.payment_id or ""))
-            workflow.upsert_search_attributes(updates)
-            self._shown = (stage.value, self._state.payment_id)
-        amount = format_bdt(self._req.amount_poisha)
-        workflow.set_current_details(
-            f"**{stage.value}** · {amount} BDT · invoice {self._req.invoice_number}\n\n"
-            f"paymentID: {self._state.payment_id or '-'} · trxID: {self._state.trx_id or '-'}\n\n"
-            f"{self._state.timeline[-1].event}")
+        self._books.set_stage(stage, event, provider_payment_id=self._state.payment_id)
 
-    def _event(self, text: str) -> None:
-        self._state.timeline.append(TimelineEvent(at=workflow.now(), stage=self._state.stage,
-                                                  event=text))
-
-    def _record_error(self, err: ActivityError) -> None:
-        self._state.last_error = _message(err)
-        self._event(f"error: {self._state.last_error}")
-
-
-def _error_kind(err: ActivityError) -> str:
-    cause = err.cause
-    if isinstance(cause, ApplicationError) and cause.type:
-        return cause.type
-    return type(cause).__name__ if cause else "ActivityError"
-
-
-def _message(err: ActivityError) -> str:
-    cause = err.cause
-    if isinstance(cause, ApplicationError):
-        return cause.message
-    return f"{type(cause).__name__ if cause else 'activity error'}: {cause or err}"
+    def _headline(self) -> str:
+        state = self._state
+        lines = [f"**{state.stage.value}** · {format_bdt(self._req.amount_poisha)} BDT · "
+                 f"invoice {self._req.invoice_number}",
+                 f"paymentID: {state.payment_id or '-'} · trxID: {state.trx_id or '-'}"]
+        if state.stage is BkashStage.AUTHORIZED and self._hold_until is not None:
+            lines.append(f"held until {self._hold_until:%Y-%m-%d %H:%M:%S} UTC: voided then "
+                         "unless the service is reported delivered")
+        return "\n\n".join(lines)
 
 
 def _payer_reference(invoice_number: str) -> str:

@@ -1,11 +1,12 @@
-"""Search attributes the Web UI shows for every payment. No personal data, no secrets (§3.7 of
-../shared/reference/temporal-practices.md: search attributes are indexed plaintext)."""
+"""The typed search-attribute keys, built from the names in contracts (the Web UI's columns)."""
 
 from temporalio.common import SearchAttributeKey
 
-PAYMENT_PROVIDER = SearchAttributeKey.for_keyword("PaymentProvider")
-PAYMENT_STAGE = SearchAttributeKey.for_keyword("PaymentStage")
-MERCHANT_INVOICE = SearchAttributeKey.for_keyword("MerchantInvoice")
-PROVIDER_PAYMENT_ID = SearchAttributeKey.for_keyword("ProviderPaymentId")
+from contracts.common import SearchAttribute
+
+PAYMENT_PROVIDER = SearchAttributeKey.for_keyword(SearchAttribute.PAYMENT_PROVIDER.value)
+PAYMENT_STAGE = SearchAttributeKey.for_keyword(SearchAttribute.PAYMENT_STAGE.value)
+MERCHANT_INVOICE = SearchAttributeKey.for_keyword(SearchAttribute.MERCHANT_INVOICE.value)
+PROVIDER_PAYMENT_ID = SearchAttributeKey.for_keyword(SearchAttribute.PROVIDER_PAYMENT_ID.value)
 
 ALL = [PAYMENT_PROVIDER, PAYMENT_STAGE, MERCHANT_INVOICE, PROVIDER_PAYMENT_ID]

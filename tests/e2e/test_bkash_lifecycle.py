@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from starter import (
+from merchant_client import (
     PaymentError,
     list_payments,
     payment_state,
@@ -20,7 +20,7 @@ from starter import (
 from tests.support.bkash import kinds, pay, result, state, wait_for_stage
 from workflows import search_attributes as sa
 from workflows.bkash import BkashAuthCapture
-from workflows.bkash_models import BkashStage
+from contracts.bkash import BkashStage
 
 
 async def stage_attribute(stack, req) -> str:
@@ -284,14 +284,16 @@ async def test_operator_cancel_before_approval_ends_cancelled_without_money(stac
 async def test_bad_input_starts_nothing_and_sends_nothing_to_bkash(stack):
     from types import SimpleNamespace
 
-    from starter import _request_from_args
+    from starter import bkash_request
     from temporalio.service import RPCError
 
     invoice = stack.invoice("BAD<")
     args = SimpleNamespace(invoice=invoice, amount="0.00")
     with pytest.raises(PaymentError) as info:
-        _request_from_args(args, stack.settings)
-    assert "amount_poisha" in str(info.value) and "invoice_number" in str(info.value)
+        bkash_request(args, stack.settings)
+    # Both problems at once, each named by the CLI flag the user typed.
+    assert "--amount must be positive" in str(info.value) and "--invoice" in str(info.value)
+    assert "Value error" not in str(info.value)
     with pytest.raises(RPCError):
         await stack.client.get_workflow_handle(f"bkash-{invoice}").describe()
     assert await stack.sandbox.payments(invoice=invoice) == []

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from temporalio.client import WorkflowUpdateFailedError
 
 from providers.monetix_signing import sign
-from starter import PaymentError, provide_clarification, start_gate_purchase, submit_transaction_id
+from merchant_client import PaymentError, provide_clarification, start_gate_purchase, submit_transaction_id
 from tests.conftest import MONETIX
 from tests.support.monetix import (
     CUSTOMER,
@@ -23,8 +23,8 @@ from tests.support.monetix import (
     wait_for,
 )
 from workflows import search_attributes as sa
-from workflows.monetix import MonetixGatePurchase
-from workflows.monetix_models import (
+from workflows.monetix_gate import MonetixGatePurchase
+from contracts.monetix import (
     MonetixPurchaseRequest,
     MonetixStage,
     TransactionIdSubmission,
@@ -44,7 +44,7 @@ async def test_gate_purchase_with_instructions_and_transaction_id_succeeds(stack
     await submit_transaction_id(stack.client, req.sale.payment_id, trx)
     res = await purchase_result(stack, req)
     assert res.outcome is MonetixStage.SUCCESS
-    assert res.paid_amount == 100000 and not res.amount_changed
+    assert res.paid_poisha == 100000 and not res.amount_changed
     assert res.provider_payment_id and res.account_number == "01712345678"
     assert settled(await stack.monetix.ledger(payment_id=req.sale.payment_id)) == [100000]
     payment = await stack.monetix.payment(req.sale.payment_id)
@@ -60,7 +60,7 @@ async def test_insufficient_balance_is_declined_with_the_platform_code(stack):
     await submit_transaction_id(stack.client, req.sale.payment_id, trx)
     res = await purchase_result(stack, req)
     assert res.outcome is MonetixStage.DECLINED and res.decline_code == "20105"
-    assert res.paid_amount is None
+    assert res.paid_poisha is None
     assert settled(await stack.monetix.ledger(payment_id=req.sale.payment_id)) == []
 
 
@@ -77,7 +77,7 @@ async def test_customer_paying_a_different_amount_is_credited_what_was_paid(stac
     await submit_transaction_id(stack.client, req.sale.payment_id, trx)
     res = await purchase_result(stack, req)
     assert res.outcome is MonetixStage.SUCCESS
-    assert res.requested_amount == 100000 and res.paid_amount == 120000 and res.amount_changed
+    assert res.requested_poisha == 100000 and res.paid_poisha == 120000 and res.amount_changed
     assert settled(await stack.monetix.ledger(payment_id=req.sale.payment_id)) == [120000]
 
 
@@ -104,7 +104,7 @@ async def test_lost_final_callback_is_resolved_by_status_polling(stack):
     trx = await stack.monetix_customer.pay_in_bkash(req.sale.payment_id)
     await submit_transaction_id(stack.client, req.sale.payment_id, trx)
     res = await purchase_result(stack, req)
-    assert res.outcome is MonetixStage.SUCCESS and res.paid_amount == 100000
+    assert res.outcome is MonetixStage.SUCCESS and res.paid_poisha == 100000
     state = await purchase_state(stack, req)
     assert any(e.event.startswith("status: payment 'success'") for e in state.timeline)
     assert (await stack.monetix.stats())["early_status_requests"] == 0
@@ -225,7 +225,7 @@ async def test_payment_page_purchase_succeeds_from_the_signed_link(stack):
     await stack.monetix_customer.complete_payment_page(MONETIX.project_id, req.params.payment_id,
                                                        "success")
     res = await purchase_result(stack, req)
-    assert res.outcome is MonetixStage.SUCCESS and res.paid_amount == 50000
+    assert res.outcome is MonetixStage.SUCCESS and res.paid_poisha == 50000
 
 
 async def test_payment_page_decline_ends_declined(stack):

@@ -8,7 +8,7 @@ import pytest
 from starter import _main
 from tests.conftest import MONETIX, SANDBOX
 from tests.support.bkash import wait_for_stage
-from workflows.bkash_models import BkashPaymentRequest, BkashStage
+from contracts.bkash import BkashPaymentRequest, BkashStage
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from embedded import serve_asgi
 from sandbox.bkash import create_app as create_bkash_sandbox
 from sandbox.bkash.admin import BkashSandboxAdmin
-from starter import start_payment
+from merchant_client import start_payment
 from tests.conftest import SANDBOX, make_settings
 from tests.support.bkash import request
 from worker import build_activities, build_worker

@@ -2,10 +2,10 @@
 no bKash app_secret, password or token, and no Monetix secret key, may appear in any workflow
 history, search attribute, memo, log line or error message."""
 
-from starter import report_service_delivered
+from merchant_client import report_service_delivered
 from tests.conftest import MONETIX, SANDBOX
 from tests.support.bkash import pay, result, wait_for_stage
-from workflows.bkash_models import BkashStage
+from contracts.bkash import BkashStage
 
 
 async def test_no_secret_or_token_appears_in_histories_attributes_or_logs(

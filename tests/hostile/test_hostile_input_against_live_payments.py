@@ -27,12 +27,12 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from providers.monetix_signing import sign
-from starter import PaymentError, report_service_delivered, submit_transaction_id
+from merchant_client import PaymentError, report_service_delivered, submit_transaction_id
 from tests.conftest import MONETIX, SANDBOX
 from tests.support.bkash import kinds, pay, result, state, wait_for_stage
 from tests.support.monetix import purchase_result, purchase_state, start_gate, wait_for
-from workflows.bkash_models import BkashStage
-from workflows.monetix_models import MonetixStage
+from contracts.bkash import BkashStage
+from contracts.monetix import MonetixStage
 
 FORGED_STATUSES = st.sampled_from(["success", "failure", "cancel"])
 signatures = st.from_regex(r"[A-Za-z0-9]{10}", fullmatch=True) | st.text(
@@ -242,10 +242,10 @@ async def two_purchases(stack):
         trx = await stack.monetix_customer.pay_in_bkash(p.req.sale.payment_id)
         await submit_transaction_id(stack.client, p.req.sale.payment_id, trx)
         res = await purchase_result(stack, p.req)
-        assert res.outcome is MonetixStage.SUCCESS and res.paid_amount == p.req.sale.amount
+        assert res.outcome is MonetixStage.SUCCESS and res.paid_poisha == p.req.sale.amount_poisha
         settled = [e["amount"] for e in await stack.monetix.ledger(payment_id=p.req.sale.payment_id)
                    if e["kind"] == "SETTLED"]
-        assert settled == [p.req.sale.amount]
+        assert settled == [p.req.sale.amount_poisha]
 
 
 async def _post_callback(stack, body: dict | str) -> httpx.Response:
@@ -358,7 +358,7 @@ async def test_changing_any_field_of_a_genuine_callback_is_refused(stack, two_pu
 @given(typed=st.text(max_size=60) | st.integers(1_000, 5_000).map(lambda n: "A1" * n)
        | st.sampled_from(["", "   ", "ABC12", "ABC-123456", "ABC123\n\x00", "১২৩৪৫৬৭", "Ａ１２３４５６"]))
 async def test_malformed_transaction_ids_reach_no_workflow(stack, two_purchases, typed):
-    from workflows.monetix_models import TRANSACTION_ID
+    from contracts.monetix import TRANSACTION_ID
 
     assume(not TRANSACTION_ID.match(typed.strip()))
     a, b = two_purchases
@@ -376,7 +376,7 @@ account_typos = st.one_of(st.text(max_size=20), st.integers(), st.none(), st.lis
 async def awaiting_clarification(stack):
     """A Gate purchase sent without the account number, so Monetix asks for it; afterwards a correct
     answer still goes through and the purchase succeeds."""
-    from starter import provide_clarification
+    from merchant_client import provide_clarification
 
     req, shown = await start_gate(stack, account=None)
     assert shown.stage is MonetixStage.AWAITING_CLARIFICATION
@@ -397,7 +397,7 @@ async def awaiting_clarification(stack):
     st.sampled_from([{}, {"account": {}}, {"general": {"payment_id": "x"}}, {"signature": "x"}, {"": "x"}])))
 async def test_a_malformed_clarification_answer_is_refused_before_it_reaches_the_workflow(
         stack, awaiting_clarification, answer):
-    from starter import provide_clarification
+    from merchant_client import provide_clarification
 
     number = (answer.get("account") or {}).get("number") if isinstance(answer.get("account"), dict) else None
     assume(not (isinstance(number, str) and number.isascii() and number.isdigit() and len(number) <= 12))
@@ -412,8 +412,8 @@ async def test_a_malformed_clarification_answer_is_refused_before_it_reaches_the
 
 
 async def test_the_workflow_itself_refuses_a_malformed_account_number_in_a_clarification(stack):
-    from workflows.monetix import MonetixGatePurchase
-    from workflows.monetix_models import ClarificationAnswer
+    from workflows.monetix_gate import MonetixGatePurchase
+    from contracts.monetix import ClarificationAnswer
 
     req, _ = await start_gate(stack, account=None)
     handle = stack.client.get_workflow_handle(req.workflow_id)

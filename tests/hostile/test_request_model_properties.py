@@ -18,8 +18,8 @@ from pydantic import ValidationError
 
 from providers.monetix import MonetixClarification, MonetixCustomer, MonetixSaleRequest, PaymentPageParams
 from tests.hostile.strategies import huge_text, nasty_text
-from workflows.bkash_models import BkashPaymentRequest
-from workflows.monetix_models import (
+from contracts.bkash import BkashPaymentRequest
+from contracts.monetix import (
     TRANSACTION_ID,
     ClarificationAnswer,
     MonetixPurchaseRequest,

@@ -8,9 +8,9 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-from starter import start_payment
-from workflows.bkash import BkashAuthCapture
-from workflows.bkash_models import ApprovalUrl, BkashPaymentRequest, BkashPaymentState, BkashStage
+import merchant_client
+from merchant_client import start_payment
+from contracts.bkash import ApprovalUrl, BkashPaymentRequest, BkashPaymentState, BkashStage
 
 
 def request(stack, invoice: str | None = None, amount_poisha: int = 50000, **kw) -> BkashPaymentRequest:
@@ -26,7 +26,7 @@ async def pay(stack, **kw) -> tuple[BkashPaymentRequest, ApprovalUrl]:
 
 
 async def state(stack, req: BkashPaymentRequest) -> BkashPaymentState:
-    return await stack.client.get_workflow_handle(req.workflow_id).query(BkashAuthCapture.state)
+    return await merchant_client.payment_state(stack.client, req.invoice_number)
 
 
 async def wait_for_stage(stack, req, stage: BkashStage, timeout: float = 30) -> BkashPaymentState:
@@ -54,9 +54,8 @@ async def record_history(handle, prefix: str) -> None:
 
 async def result(stack, req):
     """The workflow's result; its history is saved when recording (see record_history)."""
-    handle = stack.client.get_workflow_handle_for(BkashAuthCapture.run, req.workflow_id)
-    res = await handle.result()
-    await record_history(handle, "bkash")
+    res = await merchant_client.payment_result(stack.client, req.invoice_number)
+    await record_history(stack.client.get_workflow_handle(req.workflow_id), "bkash")
     return res
 
 

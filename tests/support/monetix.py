@@ -6,10 +6,10 @@ import asyncio
 import uuid
 from datetime import timedelta
 
-from starter import start_gate_purchase, start_payment_page_purchase
+from merchant_client import start_gate_purchase, start_payment_page_purchase
 from tests.support.bkash import record_history
-from workflows.monetix import MonetixGatePurchase, PaymentPagePurchase
-from workflows.monetix_models import (
+import merchant_client
+from contracts.monetix import (
     MonetixPurchaseRequest,
     MonetixPurchaseState,
     MonetixStage,
@@ -27,7 +27,7 @@ def new_payment_id() -> str:
 def gate_request(stack, amount: int = 100000, account: str | None = "01712345678",
                  **kw) -> MonetixPurchaseRequest:
     kw.setdefault("provider_timeout", timedelta(seconds=3))
-    sale = {"payment_id": kw.pop("payment_id", None) or new_payment_id(), "amount": amount,
+    sale = {"payment_id": kw.pop("payment_id", None) or new_payment_id(), "amount_poisha": amount,
             "customer": CUSTOMER, "account_number": account}
     return MonetixPurchaseRequest(sale=sale, callback_base_url=stack.endpoint_url, **kw)
 
@@ -38,7 +38,7 @@ async def start_gate(stack, **kw):
 
 
 async def start_page(stack, amount: int = 50000, **kw):
-    params = {"payment_id": new_payment_id(), "amount": amount, "customer_id": CUSTOMER["id"],
+    params = {"payment_id": new_payment_id(), "amount_poisha": amount, "customer_id": CUSTOMER["id"],
               "first_name": "Rahim", "last_name": "Uddin", "email": "rahim@example.com",
               "account_number": "01712345678"}
     kw.setdefault("provider_timeout", timedelta(seconds=3))
@@ -48,7 +48,7 @@ async def start_page(stack, amount: int = 50000, **kw):
 
 
 async def purchase_state(stack, req) -> MonetixPurchaseState:
-    return await stack.client.get_workflow_handle(req.workflow_id).query(MonetixGatePurchase.state)
+    return await merchant_client.purchase_state(stack.client, req.payment_id)
 
 
 async def wait_for(stack, req, stage: MonetixStage, timeout: float = 30) -> MonetixPurchaseState:
@@ -62,9 +62,6 @@ async def wait_for(stack, req, stage: MonetixStage, timeout: float = 30) -> Mone
 
 
 async def purchase_result(stack, req):
-    run = MonetixGatePurchase.run if isinstance(req, MonetixPurchaseRequest) else \
-        PaymentPagePurchase.run
-    handle = stack.client.get_workflow_handle_for(run, req.workflow_id)
-    res = await handle.result()
-    await record_history(handle, "monetix")
+    res = await merchant_client.purchase_result(stack.client, req.payment_id)
+    await record_history(stack.client.get_workflow_handle(req.workflow_id), "monetix")
     return res

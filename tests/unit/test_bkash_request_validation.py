@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from workflows.bkash_models import BkashPaymentRequest
+from contracts.bkash import BkashPaymentRequest
 
 BASE = {"invoice_number": "INV-1", "amount_poisha": 50000,
         "callback_base_url": "https://shop.example"}

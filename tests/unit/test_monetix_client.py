@@ -13,6 +13,7 @@ import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from contracts.money import format_bdt
 from providers.monetix import (
     MonetixAck,
     MonetixBadSignature,
@@ -30,7 +31,6 @@ from providers.monetix import (
     MonetixSaleRequest,
     MonetixStatus,
     PaymentPageParams,
-    _fmt_bdt,
     build_payment_page_url,
     epay_widget_params,
 )
@@ -102,8 +102,8 @@ def assert_clean(exc: BaseException, *also_secret: str) -> None:
 @pytest.mark.parametrize(
     ("minor", "text"), [(9550, "95.50"), (5, "0.05"), (0, "0.00"), (100000, "1000.00"), (-150, "-1.50")]
 )
-def test_fmt_bdt_uses_integer_arithmetic(minor: int, text: str) -> None:
-    assert _fmt_bdt(minor) == text
+def test_amounts_in_messages_use_integer_arithmetic(minor: int, text: str) -> None:
+    assert format_bdt(minor) == text
 
 
 # ------------------------------------------------------------------------------ request validation
@@ -462,9 +462,9 @@ async def test_signed_status_snapshot_is_verified_and_parsed() -> None:
     assert isinstance(st, MonetixStatus)
     assert (st.payment_id, st.status, st.final, st.signature_verified) == ("bk_0001", "success", True, True)
     assert (st.code, st.message, st.provider_payment_id) == ("0", "Success", "123abc123-123")
-    assert (st.sum_amount, st.sum_currency, st.account_number) == (100000, "BDT", "123456789012")
+    assert (st.paid_poisha, st.sum_currency, st.account_number) == (100000, "BDT", "123456789012")
     assert [op.id for op in st.operations] == ["5028800010128225", "5028800010128226"]  # 16 digits, as text
-    assert st.operations[0].status == "awaiting customer" and st.operations[1].sum_initial_amount == 100000
+    assert st.operations[0].status == "awaiting customer" and st.operations[1].initial_poisha == 100000
 
 
 async def test_intermediate_status_carries_display_data_and_is_not_final() -> None:
@@ -480,7 +480,7 @@ async def test_intermediate_status_carries_display_data_and_is_not_final() -> No
 
 async def test_amount_changed_by_customer_is_reported_as_paid() -> None:
     rec = Recorder(reply(200, signed_snapshot(sum={"amount": 90000, "currency": "BDT"})))
-    assert (await make_client(rec).status("bk_0001")).sum_amount == 90000
+    assert (await make_client(rec).status("bk_0001")).paid_poisha == 90000
 
 
 async def test_natural_order_signed_snapshot_with_many_operations_verifies() -> None:

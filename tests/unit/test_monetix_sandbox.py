@@ -243,7 +243,7 @@ async def test_full_gate_purchase_with_the_real_client(monetix: Monetix):
     monetix.clock.advance(CONFIG.min_status_delay_seconds)
     status = await monetix.gate.status(payment_id)
     assert status.final and status.status == "success" and status.signature_verified
-    assert status.sum_amount == 100000 and status.provider_payment_id == trx and status.code == "0"
+    assert status.paid_poisha == 100000 and status.provider_payment_id == trx and status.code == "0"
     assert [e["kind"] for e in await monetix.admin.ledger(payment_id)] == ["CUSTOMER_PAID", "SETTLED"]
     view = await monetix.admin.payment(payment_id)
     assert view["status"] == "success" and view["paid_amount"] == 100000 and view["transaction_ids"] == [trx]
@@ -664,7 +664,7 @@ async def test_lost_final_callback_leaves_the_truth_to_the_status_request(moneti
     await monetix.settle()
     assert monetix.statuses(payment_id) == ["awaiting customer"]
     status = await monetix.gate.status(payment_id)
-    assert status.status == "success" and status.sum_amount == 100000
+    assert status.status == "success" and status.paid_poisha == 100000
     record = (await monetix.admin.payment(payment_id))["callbacks"][-1]
     assert record["status"] == "success" and record["delivery"] == "lost" and record["attempts"] == []
 

@@ -1,6 +1,6 @@
 import pytest
 
-from providers.money import format_bdt, parse_bdt
+from contracts.money import format_bdt, parse_bdt
 
 
 @pytest.mark.parametrize("poisha,text", [(50000, "500.00"), (1, "0.01"), (12345, "123.45"), (0, "0.00")])

@@ -7,7 +7,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 from workflows.bkash import BkashAuthCapture
-from workflows.bkash_models import BkashPaymentRequest, BkashPaymentResult, BkashStage
+from contracts.bkash import BkashPaymentRequest, BkashPaymentResult, BkashStage
 
 
 def _capture_with_extra_check(patched: bool):

@@ -7,9 +7,9 @@ workflow has had updates, so waiting on the result alone would wait in real time
 
 from datetime import timedelta
 
-from starter import report_service_delivered
+from merchant_client import report_service_delivered
 from tests.support.bkash import kinds, pay, result, wait_for_stage
-from workflows.bkash_models import BkashStage
+from contracts.bkash import BkashStage
 
 
 async def test_no_service_decision_before_the_hold_deadline_voids(ts_env, ts_stack):

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from tests.support.monetix import purchase_result, start_gate, start_page
-from workflows.monetix_models import MonetixStage
+from contracts.monetix import MonetixStage
 
 
 async def test_customer_never_submitting_a_transaction_id_expires_after_the_window(ts_env, ts_stack):

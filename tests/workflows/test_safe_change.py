@@ -13,10 +13,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
-from starter import report_service_delivered
+from merchant_client import report_service_delivered
 from tests.workflows.patched_bkash import PatchedBkashAuthCapture, UnpatchedBkashAuthCapture
 from tests.support.bkash import kinds, pay, wait_for_stage
-from workflows.bkash_models import BkashStage
+from contracts.bkash import BkashStage
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 CAPTURED = HISTORIES / "bkash__test_approved_then_delivered_is_captured_exactly_once.json"

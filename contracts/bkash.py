@@ -1,0 +1,277 @@
+"""What the BkashAuthCapture workflow exchanges with merchant code, the endpoint and its activities.
+
+One pydantic model per input, result, update and activity call, so fields can be added later
+without breaking replay. Money is integer poisha.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import timedelta
+from enum import StrEnum
+from urllib.parse import quote
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from contracts.common import Model, TimelineEvent, check_callback_base_url
+
+WORKFLOW = "BkashAuthCapture"
+
+
+class BkashOp(StrEnum):
+    """The workflow's update and query names, for callers that address it by name (the merchant
+    client, the endpoint, the stock `temporal` CLI). Stable: in-flight payments depend on them."""
+
+    APPROVAL_URL = "approval_url"
+    CUSTOMER_RETURNED = "customer_returned"
+    SERVICE_DELIVERED = "service_delivered"
+    SERVICE_FAILED = "service_failed"
+    STATE = "state"
+
+
+class BkashActivity(StrEnum):
+    """Activity names: one provider step each (stable, in-flight payments depend on them)."""
+
+    CREATE_PAYMENT = "create_payment"
+    EXECUTE_PAYMENT = "execute_payment"
+    QUERY_PAYMENT = "query_payment"
+    CAPTURE_PAYMENT = "capture_payment"
+    VOID_PAYMENT = "void_payment"
+
+
+def workflow_id_for_invoice(invoice_number: str) -> str:
+    return f"bkash-{invoice_number}"
+
+
+class BkashStage(StrEnum):
+    CREATING = "CREATING"
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"
+    EXECUTING = "EXECUTING"
+    AUTHORIZED = "AUTHORIZED"
+    CAPTURING = "CAPTURING"
+    VOIDING = "VOIDING"
+    # final
+    CAPTURED = "CAPTURED"
+    VOIDED = "VOIDED"
+    DECLINED = "DECLINED"
+    CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
+    FAILED = "FAILED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STAGES
+
+
+FINAL_STAGES = frozenset({BkashStage.CAPTURED, BkashStage.VOIDED, BkashStage.DECLINED,
+                          BkashStage.CANCELLED, BkashStage.EXPIRED, BkashStage.FAILED})
+# Stages that last one bounded provider call: not worth a search-attribute upsert.
+TRANSIENT_STAGES = frozenset({BkashStage.CREATING, BkashStage.EXECUTING})
+
+
+class BkashErrorKind(StrEnum):
+    """What a failed bKash call means for the caller; the ``type`` of the activity's error."""
+
+    RETRYABLE = "BkashRetryableError"
+    NO_RESPONSE = "BkashNoResponse"
+    ALREADY_SETTLED = "BkashAlreadySettled"
+    CUSTOMER_DECLINED = "BkashCustomerDeclined"
+    MERCHANT_CONFIG = "BkashMerchantConfigError"
+    INVALID_STATE = "BkashInvalidState"
+    TOKEN_RATE_LIMITED = "BkashTokenRateLimited"
+    UNEXPECTED_RESPONSE = "BkashUnexpectedResponse"
+    GENERIC = "BkashError"
+
+
+class TransactionStatus(StrEnum):
+    """bKash's transactionStatus values (bkash-api.md §10)."""
+
+    INITIATED = "Initiated"
+    AUTHORIZED = "Authorized"
+    COMPLETED = "Completed"
+    CANCELLED = "Cancelled"
+    FAILED = "Failed"
+
+
+class BkashPaymentRequest(Model):
+    """A merchant's request to take an authorization for an invoice.
+
+    Validated when merchant code builds it, before anything is sent to Temporal or bKash. The
+    maximum amount is checked against ``context={"max_amount_poisha": ...}`` when given.
+    """
+
+    invoice_number: str
+    amount_poisha: int = Field(strict=True)
+    callback_base_url: str
+    payer_reference: str | None = None
+    approval_window: timedelta = timedelta(minutes=15)
+    hold_deadline: timedelta = timedelta(hours=24)
+    max_create_attempts: int = Field(default=3, ge=1, le=10)
+    provider_timeout: timedelta = timedelta(seconds=30)
+
+    @field_validator("invoice_number")
+    @classmethod
+    def _invoice_rules(cls, v: str) -> str:
+        # bKash: "max 255 chars, excludes < > &" (reference §4.1); 2031 otherwise.
+        if not v or not v.strip():
+            raise ValueError("invoice_number must not be empty")
+        if len(v) > 255:
+            raise ValueError(f"invoice_number is {len(v)} characters; bKash allows at most 255")
+        bad = sorted(set(v) & set("<>&"))
+        if bad:
+            raise ValueError(f"invoice_number must not contain {' '.join(bad)} (bKash rule)")
+        if any(unicodedata.category(c).startswith("C") for c in v):
+            raise ValueError("invoice_number must not contain control or invisible characters")
+        return v
+
+    @field_validator("amount_poisha")
+    @classmethod
+    def _amount_rules(cls, v: int, info: ValidationInfo) -> int:
+        if v <= 0:
+            raise ValueError(f"amount_poisha must be positive, got {v}")
+        limit = (info.context or {}).get("max_amount_poisha")
+        if limit is not None and v > limit:
+            raise ValueError(f"amount_poisha {v} is over the configured maximum {limit} "
+                             "(PAYMENTS_MAX_AMOUNT_POISHA)")
+        return v
+
+    @field_validator("callback_base_url")
+    @classmethod
+    def _callback_rules(cls, v: str) -> str:
+        # bKash answers 2049 "Invalid Merchant Callback URL" otherwise.
+        return check_callback_base_url(v)
+
+    @field_validator("payer_reference")
+    @classmethod
+    def _payer_rules(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9_\-.]{1,255}", v):
+            raise ValueError("payer_reference must be 1-255 letters, digits, '_', '-' or '.'")
+        return v
+
+    @field_validator("approval_window", "hold_deadline", "provider_timeout")
+    @classmethod
+    def _positive_duration(cls, v: timedelta, info: ValidationInfo) -> timedelta:
+        if v <= timedelta(0):
+            raise ValueError(f"{info.field_name} must be positive")
+        return v
+
+    @property
+    def workflow_id(self) -> str:
+        return workflow_id_for_invoice(self.invoice_number)
+
+    @property
+    def callback_url(self) -> str:
+        return f"{self.callback_base_url}/bkash/return/{quote(self.workflow_id, safe='')}"
+
+    def same_payment_as(self, other: BkashPaymentRequest) -> bool:
+        """Whether a second start with ``other`` asks for the same payment (same invoice, amount
+        and payer); windows and timeouts may differ between retries of one start."""
+        return (self.invoice_number, self.amount_poisha, self.payer_reference) == (
+            other.invoice_number, other.amount_poisha, other.payer_reference)
+
+
+class BkashPaymentState(Model):
+    """What the `state` query returns: everything the Web UI or a support engineer needs."""
+
+    workflow_id: str
+    invoice_number: str
+    amount_poisha: int
+    stage: BkashStage
+    payment_id: str | None = None
+    previous_payment_ids: list[str] = []
+    bkash_url: str | None = None
+    trx_id: str | None = None
+    create_attempts: int = 0
+    service_decision: str | None = None
+    last_error: str | None = None
+    timeline: list[TimelineEvent] = []
+
+
+class BkashPaymentResult(Model):
+    invoice_number: str
+    stage: BkashStage
+    amount_poisha: int
+    payment_id: str | None = None
+    trx_id: str | None = None
+    detail: str = ""
+
+
+class ApprovalUrl(Model):
+    """The update-with-start answer: where to send the customer."""
+
+    workflow_id: str
+    stage: BkashStage
+    payment_id: str | None = None
+    bkash_url: str | None = None
+    detail: str = ""
+    # The amount of the running payment, so a retried start can tell it is the same request.
+    amount_poisha: int | None = None
+
+
+class BrowserReturnStatus(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    CANCEL = "cancel"
+
+
+class BrowserReturn(Model):
+    """The customer's browser coming back from bKash's page (carried by the merchant endpoint)."""
+
+    payment_id: str
+    status: BrowserReturnStatus
+    signature: str | None = None
+
+
+class ReturnOutcome(Model):
+    stage: BkashStage
+    payment_id: str | None = None
+    # Set when bKash needs the customer to approve again (a new payment was created).
+    bkash_url: str | None = None
+    detail: str = ""
+
+
+class ServiceDecision(StrEnum):
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class ServiceOutcome(Model):
+    note: str = Field(default="", max_length=500)
+
+
+class ServiceDecisionAck(Model):
+    stage: BkashStage
+    decision: str
+
+
+# Activity inputs and outputs ---------------------------------------------------------------
+
+class CreatePaymentInput(Model):
+    invoice_number: str
+    amount_poisha: int
+    payer_reference: str
+    callback_url: str
+
+
+class CreatedPaymentInfo(Model):
+    payment_id: str
+    bkash_url: str
+    # The opaque redirect signature bKash puts in successCallbackURL since ~2024 (§4.2).
+    redirect_signature: str | None = None
+
+
+class PaymentRef(Model):
+    payment_id: str
+    invoice_number: str
+
+
+class ProviderPaymentStatus(Model):
+    """A payment's status as bKash reports it (execute, query, capture, void)."""
+
+    payment_id: str
+    transaction_status: str
+    trx_id: str | None = None
+    amount_poisha: int | None = None
+    # True when the status came from Query Payment after an error or an ambiguous attempt.
+    reconciled_by_query: bool = False

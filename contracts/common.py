@@ -1,0 +1,67 @@
+"""What both lifecycles share: the model base, the task queue, the callback-URL rule and the names
+of the search attributes the Web UI shows."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict
+
+TASK_QUEUE = "payments"
+DEFAULT_MAX_AMOUNT_POISHA = 500_000_00  # 500,000 BDT; override with PAYMENTS_MAX_AMOUNT_POISHA
+
+
+class Model(BaseModel):
+    """Unknown fields are ignored, so a field added later never breaks replay of an old history."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class SearchAttribute(StrEnum):
+    """Keyword search attributes every payment carries (registered on the server by the project).
+
+    No personal data, no secrets (temporal-practices.md §3.7: search attributes are indexed
+    plaintext)."""
+
+    PAYMENT_PROVIDER = "PaymentProvider"
+    PAYMENT_STAGE = "PaymentStage"
+    MERCHANT_INVOICE = "MerchantInvoice"
+    PROVIDER_PAYMENT_ID = "ProviderPaymentId"
+
+
+class Provider(StrEnum):
+    BKASH = "bkash"
+    MONETIX = "monetix"
+
+
+class TimelineEvent(Model):
+    """One line of a payment's timeline (the ``state`` query); ``stage`` is the workflow's own."""
+
+    at: datetime
+    stage: str
+    event: str
+
+
+def check_callback_base_url(v: str) -> str:
+    """The merchant endpoint's public base URL: absolute http(s), a plain host name or IP, an
+    optional numeric port, no credentials, query or fragment, nothing invisible. Shared by every
+    request model."""
+    problem = f"callback_base_url {v!r} must be an absolute http(s) URL without query or fragment"
+    if any(unicodedata.category(c).startswith(("C", "Z")) for c in v):
+        raise ValueError(problem)
+    parts = urlsplit(v)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError(problem) from None
+    host = parts.hostname or ""
+    plain_host = re.fullmatch(r"[A-Za-z0-9.-]+", host) or (":" in host and re.fullmatch(
+        r"[0-9A-Fa-f:.]+", host))
+    if parts.scheme not in ("http", "https") or not plain_host or "@" in parts.netloc \
+            or parts.query or parts.fragment:
+        raise ValueError(problem)
+    return v.rstrip("/")

@@ -1,0 +1,117 @@
+"""bKash Auth & Capture from merchant code: start, the service decision, inspection, and the
+customer's return (the endpoint's call)."""
+
+from __future__ import annotations
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from contracts.bkash import (
+    WORKFLOW,
+    ApprovalUrl,
+    BkashOp,
+    BkashPaymentRequest,
+    BkashPaymentResult,
+    BkashPaymentState,
+    BkashStage,
+    BrowserReturn,
+    ReturnOutcome,
+    ServiceDecisionAck,
+    ServiceOutcome,
+    workflow_id_for_invoice,
+)
+from contracts.common import TASK_QUEUE, Provider
+from contracts.money import format_bdt
+from merchant_client import calls
+from merchant_client.connection import PaymentError
+
+
+async def start_payment(client: Client, req: BkashPaymentRequest, *,
+                        task_queue: str = TASK_QUEUE) -> ApprovalUrl:
+    """Start (or find the running) bKash payment for the invoice; returns where to send the
+    customer. The same invoice with a different amount is refused, never confused with it."""
+    answer: ApprovalUrl = await calls.start_with_update(
+        client, WORKFLOW, req, workflow_id=req.workflow_id, update=BkashOp.APPROVAL_URL,
+        result_type=ApprovalUrl,
+        search=calls.attributes(PAYMENT_PROVIDER=Provider.BKASH,
+                                MERCHANT_INVOICE=req.invoice_number,
+                                PAYMENT_STAGE=BkashStage.CREATING),
+        summary=f"bKash Auth & Capture · {format_bdt(req.amount_poisha)} BDT · invoice "
+                f"{req.invoice_number}",
+        task_queue=task_queue, what=f"invoice {req.invoice_number}", finished_as=_finished_stage)
+    if answer.amount_poisha is not None and answer.amount_poisha != req.amount_poisha:
+        raise PaymentError(
+            f"invoice {req.invoice_number} already has a running payment of "
+            f"{format_bdt(answer.amount_poisha)} BDT, not {format_bdt(req.amount_poisha)} BDT: "
+            "use a new invoice number for a different amount")
+    return answer
+
+
+async def _finished_stage(client: Client, workflow_id: str) -> str:
+    result = await calls.result(client, workflow_id, result_type=BkashPaymentResult,
+                                what=f"bKash payment {workflow_id}")
+    return result.stage.value
+
+
+async def _decide(client: Client, invoice_number: str, name: BkashOp,
+                  note: str) -> ServiceDecisionAck:
+    return await calls.update(client, workflow_id_for_invoice(invoice_number), name,
+                              ServiceOutcome(note=note), update_id=name.value,
+                              result_type=ServiceDecisionAck,
+                              what=f"bKash payment for invoice {invoice_number}")
+
+
+async def report_service_delivered(client: Client, invoice_number: str,
+                                   note: str = "") -> ServiceDecisionAck:
+    """The service was delivered: capture the authorization."""
+    return await _decide(client, invoice_number, BkashOp.SERVICE_DELIVERED, note)
+
+
+async def report_service_failed(client: Client, invoice_number: str,
+                                reason: str = "") -> ServiceDecisionAck:
+    """The service cannot be delivered: void the authorization."""
+    return await _decide(client, invoice_number, BkashOp.SERVICE_FAILED, reason)
+
+
+async def payment_state(client: Client, invoice_number: str) -> BkashPaymentState:
+    return await calls.query(client, workflow_id_for_invoice(invoice_number), BkashOp.STATE,
+                             result_type=BkashPaymentState,
+                             what=f"bKash payment for invoice {invoice_number}")
+
+
+async def payment_result(client: Client, invoice_number: str) -> BkashPaymentResult:
+    """Wait for the payment to end; its final stage and amounts."""
+    return await calls.result(client, workflow_id_for_invoice(invoice_number),
+                              result_type=BkashPaymentResult,
+                              what=f"bKash payment for invoice {invoice_number}")
+
+
+async def send_customer_return(client: Client, workflow_id: str, ret: BrowserReturn, *,
+                               update_id: str) -> ReturnOutcome:
+    """The customer's browser came back from bKash's page (the endpoint's call). Raises the
+    workflow's refusal or Temporal's error as is: the endpoint decides what the browser sees."""
+    return await client.get_workflow_handle(workflow_id).execute_update(
+        BkashOp.CUSTOMER_RETURNED, ret, id=update_id, result_type=ReturnOutcome)
+
+
+async def bkash_view(client: Client,
+                     workflow_id: str) -> tuple[BkashStage, str | None, list[str]] | None:
+    """(stage, paymentID, earlier paymentIDs) of a running or finished bKash payment; None when
+    there is no bKash payment with this workflow id."""
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        desc = await handle.describe()
+    except RPCError as err:
+        if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+            return None
+        raise
+    if desc.workflow_type != WORKFLOW:
+        return None  # its state would not even decode as a bKash payment's
+    if desc.close_time is None or desc.status != WorkflowExecutionStatus.COMPLETED:
+        # Running, or ended without a result (terminated, failed, timed out: an operator's hand,
+        # not a payment outcome). Its last state is what there is; a closed workflow answers a
+        # query by replaying its history.
+        state = await handle.query(BkashOp.STATE, result_type=BkashPaymentState)
+        return state.stage, state.payment_id, state.previous_payment_ids
+    result = await handle.result(result_type=BkashPaymentResult)
+    return result.stage, result.payment_id, []

@@ -1,0 +1,116 @@
+"""The three calls every lifecycle is driven by: update-with-start, update, query — by name, with
+errors turned into :class:`PaymentError`s a merchant can act on."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from contracts.common import Model, SearchAttribute
+from merchant_client.connection import PaymentError, explain_rpc_error
+
+KEYS = {a: SearchAttributeKey.for_keyword(a.value) for a in SearchAttribute}
+# What a namespace must have registered (the dev server: start_local(search_attributes=...)).
+SEARCH_ATTRIBUTE_KEYS = list(KEYS.values())
+
+
+def attributes(**values: str) -> TypedSearchAttributes:
+    """``attributes(PAYMENT_STAGE="SALE", ...)``: keyword search attributes by contract name."""
+    return TypedSearchAttributes([SearchAttributePair(KEYS[SearchAttribute[k]], v)
+                                  for k, v in values.items()])
+
+
+def request_update_id(prefix: str, request: Model) -> str:
+    """A stable id per start request: a retried start (a timeout, a double click) is the same
+    update, so Temporal answers it once instead of piling up updates on one workflow."""
+    digest = hashlib.sha256(request.model_dump_json().encode()).hexdigest()[:24]
+    return f"{prefix}-{digest}"
+
+
+async def start_with_update(client: Client, workflow: str, request: Model, *, workflow_id: str,
+                            update: str, result_type: type, search: TypedSearchAttributes,
+                            summary: str, task_queue: str, what: str, finished_as) -> Any:
+    """Update-with-start, idempotent by business key: a running payment is returned as it is
+    (USE_EXISTING); a finished one cannot be started again (REJECT_DUPLICATE)."""
+    op = WithStartWorkflowOperation(
+        workflow, request, id=workflow_id, task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=search, static_summary=summary)
+    try:
+        answer = await client.execute_update_with_start_workflow(
+            update, start_workflow_operation=op, id=request_update_id(update, request),
+            result_type=result_type)
+        # The same update id on a payment that has ended since is answered from its history:
+        # that old answer (an approval URL, instructions) must not reach the customer again.
+        handle = await op.workflow_handle()
+        if (await handle.describe()).close_time is not None:
+            raise WorkflowAlreadyStartedError(workflow_id, workflow)
+        return answer
+    except WorkflowAlreadyStartedError:
+        await _settle(op)
+        outcome = await finished_as(client, workflow_id)
+        raise PaymentError(f"{what} was already paid and ended {outcome}; use a new one") from None
+    except WorkflowUpdateFailedError as err:
+        await _settle(op)
+        raise PaymentError(_cause(err)) from None
+    except RPCError as err:
+        await _settle(op)
+        raise explain_rpc_error(err, what) or err from None
+
+
+async def _settle(op: WithStartWorkflowOperation) -> None:
+    # The start's own future carries the same failure; retrieve it so asyncio does not report
+    # "Future exception was never retrieved" at exit.
+    try:
+        await op.workflow_handle()
+    except Exception:  # noqa: BLE001 - already reported through the update's error
+        pass
+
+
+async def update(client: Client, workflow_id: str, name: str, arg: Any, *, update_id: str,
+                 result_type: type, what: str) -> Any:
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        # The update id makes a retried call (network blip, double click) harmless.
+        args = [] if arg is None else [arg]
+        return await handle.execute_update(name, args=args, id=update_id, result_type=result_type)
+    except WorkflowUpdateFailedError as err:
+        raise PaymentError(_cause(err)) from None
+    except RPCError as err:
+        raise explain_rpc_error(err, f"running {what}") or err from None
+
+
+async def query(client: Client, workflow_id: str, name: str, *, result_type: type,
+                what: str) -> Any:
+    try:
+        return await client.get_workflow_handle(workflow_id).query(name, result_type=result_type)
+    except RPCError as err:
+        raise explain_rpc_error(err, what) or err from None
+
+
+async def result(client: Client, workflow_id: str, *, result_type: type, what: str) -> Any:
+    try:
+        return await client.get_workflow_handle(workflow_id, result_type=result_type).result()
+    except RPCError as err:
+        raise explain_rpc_error(err, what) or err from None
+
+
+def _cause(err: WorkflowUpdateFailedError) -> str:
+    cause = err.cause
+    return str(getattr(cause, "message", None) or cause or err)
