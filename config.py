@@ -13,10 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.envconfig import ClientConfig
 
 from providers.bkash import BkashCredentials, BkashPaths
 from providers.monetix import MonetixGateConfig, MonetixPaymentPageConfig
@@ -165,9 +163,42 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
 
 async def connect_temporal(**overrides) -> Client:
-    """Connect with temporalio.envconfig (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS / API key from the
-    environment or a TOML profile; default localhost:7233) and the pydantic data converter."""
-    config = ClientConfig.load_client_connect_config()
-    config.setdefault("target_host", "localhost:7233")
-    config.update(overrides)
-    return await Client.connect(**config, data_converter=pydantic_data_converter)
+    """The merchant client's connection (temporalio.envconfig and the pydantic data converter)."""
+    from merchant_client import connect
+
+    return await connect(**overrides)
+
+
+class EndpointSettings(BaseModel):
+    """What the merchant endpoint needs besides the Temporal connection: the Monetix projects whose
+    callbacks it verifies (their signing keys) and where customers land. No bKash secret."""
+
+    monetix_projects: dict[int, SecretStr] = {}
+    result_page_url: str | None = None
+
+
+def load_endpoint_settings(env: Mapping[str, str] | None = None) -> EndpointSettings:
+    env = dict(os.environ if env is None else env)
+    values: dict[str, str] = {}
+    if env.get("PAYMENTS_CONFIG_FILE"):
+        try:
+            values.update(_flatten_toml(Path(env["PAYMENTS_CONFIG_FILE"])))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError([f"PAYMENTS_CONFIG_FILE: {type(exc).__name__}"]) from None
+    values.update({k: v for k, v in env.items() if k.startswith(("PAYMENTS_", "MONETIX_"))})
+    problems = []
+    url = values.get("PAYMENTS_RESULT_PAGE_URL")
+    if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
+        problems.append("PAYMENTS_RESULT_PAGE_URL must be an absolute http(s) URL")
+    projects: dict[int, SecretStr] = {}
+    project = values.get("MONETIX_PROJECT_ID")
+    if project:
+        if not project.isdigit() or int(project) <= 0:
+            problems.append("MONETIX_PROJECT_ID must be a positive number")
+        elif not values.get("MONETIX_SECRET_KEY"):
+            problems.append("MONETIX_SECRET_KEY is not set (required with MONETIX_PROJECT_ID)")
+        else:
+            projects[int(project)] = SecretStr(values["MONETIX_SECRET_KEY"])
+    if problems:
+        raise ConfigError(problems)
+    return EndpointSettings(monetix_projects=projects, result_page_url=url or None)

@@ -14,7 +14,8 @@ import signal
 import uvicorn
 
 import runtime_exit
-from config import connect_temporal, load_settings
+from merchant_client import connect
+from config import load_endpoint_settings
 from endpoint.app import create_app
 
 log = logging.getLogger("endpoint")
@@ -23,19 +24,20 @@ log = logging.getLogger("endpoint")
 def monetix_projects(settings) -> dict[int, str]:
     """The Monetix projects whose signed callbacks this endpoint accepts; without Monetix settings
     there are none, and an operator must hear that at start-up, not from Monetix's retries."""
-    if not settings.monetix:
+    if not settings.monetix_projects:
         log.warning("no Monetix settings: every Monetix callback will be refused (400 unknown "
                     "project_id); set MONETIX_PROJECT_ID and MONETIX_SECRET_KEY (the project's "
                     "signing key) to accept them")
         return {}
-    return {settings.monetix.project_id: settings.monetix.gate.secret_key.get_secret_value()}
+    return {project: key.get_secret_value() for project, key in settings.monetix_projects.items()}
 
 
 async def main(host: str, port: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = load_settings()
+    # Only the Temporal connection and the Monetix verification keys: no bKash secret here.
+    settings = load_endpoint_settings()
     projects = monetix_projects(settings)
-    client = await connect_temporal()
+    client = await connect()
     app = create_app(client, result_page_url=settings.result_page_url, monetix_projects=projects)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=False))
     # SIGINT/SIGTERM drain in-flight callbacks (answered before exit), then the process exits 0;

@@ -23,7 +23,6 @@ from contracts.bkash import (
 from contracts.common import TASK_QUEUE, Provider
 from contracts.money import format_bdt
 from merchant_client import calls
-from merchant_client.connection import PaymentError
 
 
 async def start_payment(client: Client, req: BkashPaymentRequest, *,
@@ -38,12 +37,8 @@ async def start_payment(client: Client, req: BkashPaymentRequest, *,
                                 PAYMENT_STAGE=BkashStage.CREATING),
         summary=f"bKash Auth & Capture · {format_bdt(req.amount_poisha)} BDT · invoice "
                 f"{req.invoice_number}",
-        task_queue=task_queue, what=f"invoice {req.invoice_number}", finished_as=_finished_stage)
-    if answer.amount_poisha is not None and answer.amount_poisha != req.amount_poisha:
-        raise PaymentError(
-            f"invoice {req.invoice_number} already has a running payment of "
-            f"{format_bdt(answer.amount_poisha)} BDT, not {format_bdt(req.amount_poisha)} BDT: "
-            "use a new invoice number for a different amount")
+        task_queue=task_queue, what=f"invoice {req.invoice_number}", finished_as=_finished_stage,
+        amount_poisha=req.amount_poisha)
     return answer
 
 

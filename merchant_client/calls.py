@@ -22,6 +22,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from contracts.common import Model, SearchAttribute
+from contracts.money import format_bdt
 from merchant_client.connection import PaymentError, explain_rpc_error
 
 KEYS = {a: SearchAttributeKey.for_keyword(a.value) for a in SearchAttribute}
@@ -44,9 +45,11 @@ def request_update_id(prefix: str, request: Model) -> str:
 
 async def start_with_update(client: Client, workflow: str, request: Model, *, workflow_id: str,
                             update: str, result_type: type, search: TypedSearchAttributes,
-                            summary: str, task_queue: str, what: str, finished_as) -> Any:
+                            summary: str, task_queue: str, what: str, finished_as,
+                            amount_poisha: int) -> Any:
     """Update-with-start, idempotent by business key: a running payment is returned as it is
-    (USE_EXISTING); a finished one cannot be started again (REJECT_DUPLICATE)."""
+    (USE_EXISTING); a finished one cannot be started again (REJECT_DUPLICATE); the same key with
+    another amount is refused, never confused with the running payment."""
     op = WithStartWorkflowOperation(
         workflow, request, id=workflow_id, task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -61,7 +64,6 @@ async def start_with_update(client: Client, workflow: str, request: Model, *, wo
         handle = await op.workflow_handle()
         if (await handle.describe()).close_time is not None:
             raise WorkflowAlreadyStartedError(workflow_id, workflow)
-        return answer
     except WorkflowAlreadyStartedError:
         await _settle(op)
         outcome = await finished_as(client, workflow_id)
@@ -72,6 +74,12 @@ async def start_with_update(client: Client, workflow: str, request: Model, *, wo
     except RPCError as err:
         await _settle(op)
         raise explain_rpc_error(err, what) or err from None
+    running = getattr(answer, "amount_poisha", None)
+    if running is not None and running != amount_poisha:
+        raise PaymentError(f"{what} already has a running payment of {format_bdt(running)} BDT, "
+                           f"not {format_bdt(amount_poisha)} BDT: use a new one for a different "
+                           "amount")
+    return answer
 
 
 async def _settle(op: WithStartWorkflowOperation) -> None:

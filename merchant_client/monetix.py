@@ -42,12 +42,7 @@ async def _start(client: Client, workflow: str, update: MonetixOp,
         summary=f"Monetix bKash ({interface}) · {format_bdt(req.amount_poisha)} BDT · payment "
                 f"{req.payment_id}",
         task_queue=task_queue, what=f"Monetix payment_id {req.payment_id}",
-        finished_as=_finished_outcome)
-    if answer.amount_poisha is not None and answer.amount_poisha != req.amount_poisha:
-        raise PaymentError(
-            f"Monetix payment_id {req.payment_id} already has a running purchase of "
-            f"{format_bdt(answer.amount_poisha)} BDT, not {format_bdt(req.amount_poisha)} BDT: "
-            "use a new payment_id for a different amount")
+        finished_as=_finished_outcome, amount_poisha=req.amount_poisha)
     return answer
 
 

@@ -28,6 +28,17 @@ async def stage_attribute(stack, req) -> str:
     return desc.typed_search_attributes.get(sa.PAYMENT_STAGE)
 
 
+def money(ledger: list[dict]) -> list[tuple[str, int]]:
+    """What the merchant reconciles: each movement at bKash and its amount in poisha."""
+    return [(entry["kind"], entry["amount_poisha"]) for entry in ledger]
+
+
+async def bkash_calls(stack, req) -> dict[str, int]:
+    """The payment calls bKash received for the invoice (bKash's UAT checks these)."""
+    calls = await stack.sandbox.calls(invoice=req.invoice_number)
+    return {op: calls[op] for op in ("create", "execute", "query", "capture", "void")}
+
+
 async def test_approved_then_delivered_is_captured_exactly_once(stack):
     req, url = await pay(stack)
     assert url.stage is BkashStage.AWAITING_APPROVAL and url.bkash_url and url.payment_id
@@ -39,8 +50,13 @@ async def test_approved_then_delivered_is_captured_exactly_once(stack):
     await report_service_delivered(stack.client, req.invoice_number)
     res = await result(stack, req)
     assert res.stage is BkashStage.CAPTURED and res.trx_id == s.trx_id
-    assert kinds(await stack.sandbox.ledger(payment_id=url.payment_id)) == ["AUTHORIZE", "CAPTURE"]
-    assert (await stack.sandbox.payment(url.payment_id))["status"] == "Completed"
+    assert money(await stack.sandbox.ledger(payment_id=url.payment_id)) == [
+        ("AUTHORIZE", req.amount_poisha), ("CAPTURE", req.amount_poisha)]
+    payment = await stack.sandbox.payment(url.payment_id)
+    assert payment["status"] == "Completed" and payment["amount_poisha"] == req.amount_poisha
+    # bKash fails a merchant's UAT for a Query Payment after a successful execute.
+    assert await bkash_calls(stack, req) == {"create": 1, "execute": 1, "query": 0, "capture": 1,
+                                             "void": 0}
     assert await stage_attribute(stack, req) == "CAPTURED"
 
 
@@ -51,7 +67,10 @@ async def test_service_failed_voids_the_authorization(stack):
     await report_service_failed(stack.client, req.invoice_number, "room no longer available")
     res = await result(stack, req)
     assert res.stage is BkashStage.VOIDED
-    assert kinds(await stack.sandbox.ledger(payment_id=url.payment_id)) == ["AUTHORIZE", "VOID"]
+    assert money(await stack.sandbox.ledger(payment_id=url.payment_id)) == [
+        ("AUTHORIZE", req.amount_poisha), ("VOID", req.amount_poisha)]
+    assert await bkash_calls(stack, req) == {"create": 1, "execute": 1, "query": 0, "capture": 0,
+                                             "void": 1}
     assert await stage_attribute(stack, req) == "VOIDED"
 
 
@@ -93,8 +112,11 @@ async def test_lost_execute_response_is_recovered_by_query(stack):
     await report_service_delivered(stack.client, req.invoice_number)
     assert (await result(stack, req)).stage is BkashStage.CAPTURED
     ledger = await stack.sandbox.ledger(payment_id=url.payment_id)
-    assert kinds(ledger) == ["AUTHORIZE", "CAPTURE"]
+    assert money(ledger) == [("AUTHORIZE", req.amount_poisha), ("CAPTURE", req.amount_poisha)]
     assert (await stack.sandbox.payment(url.payment_id))["execute_count"] == 1
+    # The one query bKash allows: the execute gave no answer.
+    assert await bkash_calls(stack, req) == {"create": 1, "execute": 1, "query": 1, "capture": 1,
+                                             "void": 0}
 
 
 async def test_execute_lost_before_bkash_applied_it_creates_a_new_payment(stack):
@@ -239,7 +261,11 @@ async def test_closed_tab_after_approval_is_authorized_when_the_window_ends(stac
     await wait_for_stage(stack, req, BkashStage.AUTHORIZED)
     await report_service_failed(stack.client, req.invoice_number)
     assert (await result(stack, req)).stage is BkashStage.VOIDED
-    assert kinds(await stack.sandbox.ledger(payment_id=url.payment_id)) == ["AUTHORIZE", "VOID"]
+    assert money(await stack.sandbox.ledger(payment_id=url.payment_id)) == [
+        ("AUTHORIZE", req.amount_poisha), ("VOID", req.amount_poisha)]
+    # The window's end executes once; execute answered, so no query.
+    assert await bkash_calls(stack, req) == {"create": 1, "execute": 1, "query": 0, "capture": 0,
+                                             "void": 1}
 
 
 async def test_no_approval_within_the_window_expires_without_money(stack):
