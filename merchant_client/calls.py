@@ -73,7 +73,7 @@ async def start_with_update(client: Client, workflow: str, request: Model, *, wo
         raise PaymentError(_cause(err)) from None
     except RPCError as err:
         await _settle(op)
-        raise explain_rpc_error(err, what) or err from None
+        raise explain_rpc_error(err, what, client) or err from None
     running = getattr(answer, "amount_poisha", None)
     if running is not None and running != amount_poisha:
         raise PaymentError(f"{what} already has a running payment of {format_bdt(running)} BDT, "
@@ -101,7 +101,7 @@ async def update(client: Client, workflow_id: str, name: str, arg: Any, *, updat
     except WorkflowUpdateFailedError as err:
         raise PaymentError(_cause(err)) from None
     except RPCError as err:
-        raise explain_rpc_error(err, f"running {what}") or err from None
+        raise explain_rpc_error(err, f"running {what}", client) or err from None
 
 
 async def query(client: Client, workflow_id: str, name: str, *, result_type: type,
@@ -109,14 +109,14 @@ async def query(client: Client, workflow_id: str, name: str, *, result_type: typ
     try:
         return await client.get_workflow_handle(workflow_id).query(name, result_type=result_type)
     except RPCError as err:
-        raise explain_rpc_error(err, what) or err from None
+        raise explain_rpc_error(err, what, client) or err from None
 
 
 async def result(client: Client, workflow_id: str, *, result_type: type, what: str) -> Any:
     try:
         return await client.get_workflow_handle(workflow_id, result_type=result_type).result()
     except RPCError as err:
-        raise explain_rpc_error(err, what) or err from None
+        raise explain_rpc_error(err, what, client) or err from None
 
 
 def _cause(err: WorkflowUpdateFailedError) -> str:

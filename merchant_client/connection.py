@@ -57,22 +57,23 @@ async def connect(**overrides) -> Client:
             "(make demo ARGS=--keep) or set TEMPORAL_ADDRESS to host:port of your server") from None
 
 
-def explain_rpc_error(err: RPCError, what: str) -> PaymentError | None:
+def explain_rpc_error(err: RPCError, what: str,
+                      client: Client | None = None) -> PaymentError | None:
     """The merchant-actionable meaning of a Temporal RPC error, or None (re-raise it)."""
     message = err.message or ""
+    target, namespace = temporal_target()
+    if client is not None:
+        target, namespace = client.service_client.config.target_host, client.namespace
     if err.status == RPCStatusCode.NOT_FOUND and "namespace" in message.lower():
-        _, namespace = temporal_target()
         return PaymentError(f"Temporal has no namespace {namespace!r}: set TEMPORAL_NAMESPACE to "
                             "the namespace the payments worker uses")
     if err.status == RPCStatusCode.NOT_FOUND:
         return PaymentError(f"no {what}")
     if err.status == RPCStatusCode.INVALID_ARGUMENT and "search attribute" in message.lower():
-        _, namespace = temporal_target()
         return PaymentError(
             f"namespace {namespace!r} lacks the project's search attributes; register them once "
             f"with: {register_search_attributes_command(namespace)}")
     if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-        target, _ = temporal_target()
         return PaymentError(f"Temporal at {target} is unavailable ({_first_line(err)}); retry "
                             "when it is back (nothing was lost: the request can be sent again)")
     return None

@@ -45,5 +45,5 @@ async def list_payments(client: Client, stage: str | None = None,
                 "payment_id": attrs.get(KEYS[SearchAttribute.PROVIDER_PAYMENT_ID]) or None,
                 "running": wf.status == WorkflowExecutionStatus.RUNNING})
     except RPCError as err:
-        raise explain_rpc_error(err, "payments") or err from None
+        raise explain_rpc_error(err, "payments", client) or err from None
     return rows
