@@ -48,6 +48,7 @@ from merchant_client import (
 from merchant_client.calls import KEYS
 from contracts.bkash import BkashPaymentRequest
 from contracts.monetix import MonetixPurchaseRequest
+from contracts.money import format_bdt
 
 PROVIDER_TIMEOUT = 2.0  # short configured timeouts: a lost answer costs seconds, not 30 s
 
@@ -92,6 +93,7 @@ class Payment:
     fault: str
     customer: str
     decision: str = ""
+    amount_poisha: int = 0  # what the merchant asked for
     started: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -247,7 +249,8 @@ class Chaos:
             await admin.add_fault(op, kind, match=match, **extra)
 
     async def _drive_bkash(self, p: Payment) -> None:
-        req = BkashPaymentRequest(invoice_number=p.key, amount_poisha=self.rng.randint(1, 900) * 100,
+        p.amount_poisha = self.rng.randint(1, 900) * 100
+        req = BkashPaymentRequest(invoice_number=p.key, amount_poisha=p.amount_poisha,
                                   callback_base_url=self.endpoint.url,
                                   approval_window=timedelta(seconds=15),
                                   hold_deadline=timedelta(seconds=6),
@@ -294,7 +297,7 @@ class Chaos:
         return False
 
     async def _drive_monetix(self, p: Payment) -> None:
-        amount = self.rng.randint(1, 50) * 1000
+        amount = p.amount_poisha = self.rng.randint(1, 50) * 1000
         account = None if p.customer == "omit_account" else "01712345678"
         req = MonetixPurchaseRequest(
             sale={"payment_id": p.key, "amount_poisha": amount, "account_number": account,
@@ -427,6 +430,7 @@ class Chaos:
             v.append(f"{p.key}: workflow says VOIDED, ledger has {dict(mine)}")
         if stage in ("DECLINED", "CANCELLED", "EXPIRED", "FAILED") and authorizations:
             v.append(f"{p.key}: workflow ended {stage} but money moved: {ledger}")
+        v.extend(bkash_amount_violations(p, ledger))
 
     async def _check_monetix(self, p: Payment) -> None:
         res = await self._result(p, purchase_result)
@@ -440,6 +444,9 @@ class Chaos:
             view = None
         settled = [e for e in await self.monetix.ledger(payment_id=p.key) if e["kind"] == "SETTLED"]
         platform = view["status"] if view else None
+        if view and view["requested_amount"] != p.amount_poisha:
+            v.append(f"{p.key}: the sale asked Monetix for {view['requested_amount']}, but the "
+                     f"merchant requested {p.amount_poisha}")
         if res.outcome.value == "SUCCESS":
             if platform != "success" or len(settled) != 1:
                 v.append(f"{p.key}: workflow SUCCESS, platform {platform}, settled {settled}")
@@ -483,6 +490,15 @@ class Chaos:
             for name, value in secrets.items():
                 if value in text:
                     self.report.violations.append(f"the {name} appears in {path.name}")
+
+
+def bkash_amount_violations(p: Payment, ledger: list[dict]) -> list[str]:
+    """Every movement of the invoice's money at bKash is of the amount the merchant asked for: this
+    lifecycle authorizes the invoice amount and captures, voids or lets expire all of it."""
+    return [f"{p.key}/{e['payment_id']}: {e['kind']} of {e['amount']} BDT, but the merchant "
+            f"requested {format_bdt(p.amount_poisha)} BDT"
+            for e in ledger if e["kind"] in ("AUTHORIZE", "CAPTURE", "VOID", "EXPIRE")
+            and e["amount_poisha"] != p.amount_poisha]
 
 
 async def run_chaos(seed: int, count: int, *, workdir: Path | None = None, worker_kills: int = 3,

@@ -41,6 +41,9 @@ BKASH_WORKFLOW_PREFIX = workflow_id_for_invoice("")
 _RETURN_TOKEN = re.compile(r"[!-~]{1,128}")  # printable ASCII, no space
 # A Monetix callback is a few KB; a body this large is no callback, and reading on costs memory.
 MAX_CALLBACK_BYTES = 1 << 20
+# Temporal could not take the update now; Monetix re-sends on anything but 200.
+_TEMPORAL_UNAVAILABLE = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED,
+                         RPCStatusCode.RESOURCE_EXHAUSTED)
 
 # What the customer is told, by stage.
 OUTCOME = {
@@ -162,7 +165,11 @@ def create_app(client: Client, *, result_page_url: str | None = None,
             ack = await send_provider_callback(client, event)
         except WorkflowUpdateFailedError as err:
             return PlainTextResponse(f"callback refused: {err.cause}", status_code=409)
+        except RuntimeError as err:  # a lazily connected client that cannot reach Temporal
+            return _not_accepted(status.payment_id, err)
         except RPCError as err:
+            if err.status in _TEMPORAL_UNAVAILABLE:
+                return _not_accepted(status.payment_id, err)
             if err.status == RPCStatusCode.INVALID_ARGUMENT:
                 # Signed, yet Temporal cannot take it (an id over its length limit): re-sending the
                 # same callback cannot help, so not a 5xx.
@@ -217,6 +224,15 @@ async def _report_contradiction(client: Client, status: MonetixStatus) -> None:
     if (status.status == SUCCESS) != (result.outcome is MonetixStage.SUCCESS):
         log.error("Monetix reports payment %s %r after the workflow ended %s: reconcile it",
                   _short(status.payment_id), status.status, result.outcome.value)
+
+
+def _not_accepted(payment_id: str, err: Exception) -> Response:
+    # Never 200 here: Monetix would stop re-sending and the callback would be lost.
+    first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+    log.warning("Monetix callback for payment %s not accepted, Temporal unavailable (%s); Monetix "
+                "re-sends it", _short(payment_id), first_line)
+    return PlainTextResponse("Temporal unavailable: callback not accepted, re-send later",
+                             status_code=503)
 
 
 def _int_or_none(value) -> int | None:

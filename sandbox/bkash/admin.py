@@ -20,6 +20,12 @@ class BkashSandboxAdmin(SandboxAdmin):
         params = {k: v for k, v in (("paymentID", payment_id), ("invoice", invoice)) if v is not None}
         return await self._call("GET", "/admin/ledger", params=params)
 
+    async def calls(self, payment_id: str | None = None, invoice: str | None = None) -> dict[str, int]:
+        """API calls received per operation (``{"create": 1, "execute": 1, "query": 0, ...}``), for
+        one paymentID and/or invoice; create is counted per invoice only (it has no paymentID yet)."""
+        params = {k: v for k, v in (("paymentID", payment_id), ("invoice", invoice)) if v is not None}
+        return await self._call("GET", "/admin/calls", params=params)
+
     async def payment(self, payment_id: str) -> dict:
         return await self._call("GET", f"/admin/payments/{payment_id}")
 

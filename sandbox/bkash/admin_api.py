@@ -22,6 +22,7 @@ class AdminApi:
                 Route("/admin/payments", self.payments, methods=["GET"]),
                 Route("/admin/payments/{payment_id}", self.payment, methods=["GET"]),
                 Route("/admin/stats", self.stats, methods=["GET"]),
+                Route("/admin/calls", self.calls, methods=["GET"]),
                 # Reset and faults: the same for both sandboxes.
                 *CommonAdminApi(self.sandbox, FaultSpec).routes()]
 
@@ -42,6 +43,10 @@ class AdminApi:
             return JSONResponse({"error": f"no payment {request.path_params['payment_id']} in the sandbox"},
                                 status_code=404)
         return JSONResponse(self.sandbox.payment_view(p))
+
+    async def calls(self, request: Request) -> Response:
+        q = request.query_params
+        return JSONResponse(self.sandbox.calls.view(q.get("paymentID"), q.get("invoice")))
 
     async def stats(self, request: Request) -> Response:
         return JSONResponse(self.sandbox.tokens.stats())

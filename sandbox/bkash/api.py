@@ -44,6 +44,7 @@ class BkashApi:
     def _token_call(self, operation: Operation, issue: Callable[[str | None, str | None, dict], dict]):
         async def endpoint(request: Request) -> Response:
             body = await json_object(request)
+            self.sandbox.calls.count(operation, Target(), body)
 
             def apply() -> dict:
                 return issue(request.headers.get("username"), request.headers.get("password"), body or {})
@@ -58,6 +59,7 @@ class BkashApi:
         async def endpoint(request: Request) -> Response:
             body = await json_object(request)
             target = self.sandbox.target(operation, body)
+            self.sandbox.calls.count(operation, target, body)
             if (denied := self._gateway_check(request, operation, target)) is not None:
                 return denied
 
@@ -73,6 +75,7 @@ class BkashApi:
     async def _create(self, request: Request) -> Response:
         body = await json_object(request)
         target = self.sandbox.target(Operation.CREATE, body)
+        self.sandbox.calls.count(Operation.CREATE, target, body)
         if (denied := self._gateway_check(request, Operation.CREATE, target)) is not None:
             return denied
         page_base = self.sandbox.config.public_base_url or str(request.base_url)

@@ -37,7 +37,7 @@ def create_app(config: BkashSandboxConfig | None = None, *,
     async def index(request: Request) -> Response:
         return JSONResponse({"service": "bKash Tokenized Checkout sandbox",
                              "api_base": f"{str(request.base_url).rstrip('/')}/{config.api_version}",
-                             "admin": "/admin/payments, /admin/ledger, /admin/stats, /admin/faults"})
+                             "admin": "/admin/payments, /admin/ledger, /admin/calls, /admin/stats, /admin/faults"})
 
     routes = [Route("/", index, methods=["GET"]), *BkashApi(sandbox).routes(),
               *HostedPage(sandbox).routes(), *AdminApi(sandbox).routes()]

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from sandbox.common.faults import FaultBook
 
+from .calls import CallCounter
 from .codes import BkashError
 from .config import BkashSandboxConfig
 from .faults import Operation, Target
@@ -135,6 +136,7 @@ class BkashSandbox:
     def reset(self) -> None:
         self.tokens.reset()
         self.faults.clear()
+        self.calls = CallCounter()
         self.payments: dict[str, Payment] = {}
         self.ledger: list[LedgerEntry] = []
 

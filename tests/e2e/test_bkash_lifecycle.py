@@ -135,7 +135,8 @@ async def test_execute_lost_before_bkash_applied_it_creates_a_new_payment(stack)
     res = await result(stack, req)
     assert res.stage is BkashStage.CAPTURED and res.payment_id == s.payment_id
     assert await stack.sandbox.ledger(payment_id=url.payment_id) == []
-    assert kinds(await stack.sandbox.ledger(payment_id=s.payment_id)) == ["AUTHORIZE", "CAPTURE"]
+    assert money(await stack.sandbox.ledger(payment_id=s.payment_id)) == [
+        ("AUTHORIZE", req.amount_poisha), ("CAPTURE", req.amount_poisha)]
 
 
 async def test_lost_capture_answer_is_reconciled_and_never_captured_twice(stack):
@@ -147,8 +148,11 @@ async def test_lost_capture_answer_is_reconciled_and_never_captured_twice(stack)
     await report_service_delivered(stack.client, req.invoice_number)
     res = await result(stack, req)
     assert res.stage is BkashStage.CAPTURED
-    assert kinds(await stack.sandbox.ledger(payment_id=url.payment_id)) == ["AUTHORIZE", "CAPTURE"]
+    assert money(await stack.sandbox.ledger(payment_id=url.payment_id)) == [
+        ("AUTHORIZE", req.amount_poisha), ("CAPTURE", req.amount_poisha)]
     assert (await stack.sandbox.payment(url.payment_id))["capture_count"] == 1
+    calls = await bkash_calls(stack, req)
+    assert (calls["capture"], calls["query"]) == (1, 1)  # the retry asked bKash and sent nothing
 
 
 @pytest.mark.parametrize("kind,kw", [("http_error", {"status": 503}),
@@ -161,7 +165,11 @@ async def test_capture_is_retried_through_provider_faults_until_bkash_answers(st
     await stack.sandbox.add_fault("capture", kind, times=2, match={"paymentID": url.payment_id}, **kw)
     await report_service_delivered(stack.client, req.invoice_number)
     assert (await result(stack, req)).stage is BkashStage.CAPTURED
-    assert kinds(await stack.sandbox.ledger(payment_id=url.payment_id)) == ["AUTHORIZE", "CAPTURE"]
+    assert money(await stack.sandbox.ledger(payment_id=url.payment_id)) == [
+        ("AUTHORIZE", req.amount_poisha), ("CAPTURE", req.amount_poisha)]
+    calls = await bkash_calls(stack, req)
+    # Three captures (two broken by the faults); each re-send asked bKash first.
+    assert (calls["capture"], calls["query"]) == (3, 2)
 
 
 async def test_already_settled_code_on_void_is_reconciled_by_query(stack):

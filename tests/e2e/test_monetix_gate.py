@@ -35,6 +35,11 @@ def settled(ledger: list[dict]) -> list[int]:
     return [e["amount"] for e in ledger if e["kind"] == "SETTLED"]
 
 
+def money(ledger: list[dict]) -> list[tuple[str, int]]:
+    """Each movement at Monetix and its amount in minor units (poisha)."""
+    return [(e["kind"], e["amount"]) for e in ledger]
+
+
 async def test_gate_purchase_with_instructions_and_transaction_id_succeeds(stack):
     req, instructions = await start_gate(stack)
     assert instructions.stage is MonetixStage.AWAITING_TRANSACTION_ID
@@ -46,8 +51,10 @@ async def test_gate_purchase_with_instructions_and_transaction_id_succeeds(stack
     assert res.outcome is MonetixStage.SUCCESS
     assert res.paid_poisha == 100000 and not res.amount_changed
     assert res.provider_payment_id and res.account_number == "01712345678"
-    assert settled(await stack.monetix.ledger(payment_id=req.sale.payment_id)) == [100000]
+    assert money(await stack.monetix.ledger(payment_id=req.sale.payment_id)) == [
+        ("CUSTOMER_PAID", req.sale.amount_poisha), ("SETTLED", req.sale.amount_poisha)]
     payment = await stack.monetix.payment(req.sale.payment_id)
+    assert payment["requested_amount"] == req.sale.amount_poisha  # what the sale asked Monetix for
     assert len(payment["clarifications"]) == 1
     desc = await stack.client.get_workflow_handle(req.workflow_id).describe()
     assert desc.typed_search_attributes.get(sa.PAYMENT_STAGE) == "SUCCESS"
@@ -226,6 +233,10 @@ async def test_payment_page_purchase_succeeds_from_the_signed_link(stack):
                                                        "success")
     res = await purchase_result(stack, req)
     assert res.outcome is MonetixStage.SUCCESS and res.paid_poisha == 50000
+    assert money(await stack.monetix.ledger(payment_id=req.params.payment_id)) == [
+        ("CUSTOMER_PAID", req.params.amount_poisha), ("SETTLED", req.params.amount_poisha)]
+    assert (await stack.monetix.payment(req.params.payment_id))["requested_amount"] == \
+        req.params.amount_poisha
 
 
 async def test_payment_page_decline_ends_declined(stack):
