@@ -75,11 +75,11 @@ def test_both_orders_are_compared_in_constant_time_whichever_matches(compared):
 
 
 def test_every_monetix_signature_check_goes_through_the_one_verify():
-    import endpoint.app
+    import endpoint.monetix_callbacks
     import providers.monetix.gate
     import sandbox.monetix.state
 
-    for module in (endpoint.app, providers.monetix.gate, sandbox.monetix.state):
+    for module in (endpoint.monetix_callbacks, providers.monetix.gate, sandbox.monetix.state):
         assert module.verify is monetix_signing.verify, module.__name__
 
 
