@@ -10,6 +10,7 @@ import hashlib
 import os
 import tomllib
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,6 +19,7 @@ from temporalio.client import Client
 
 from providers.bkash import BkashCredentials, BkashPaths
 from providers.monetix import MonetixGateConfig, MonetixPaymentPageConfig
+from contracts.bkash import SignatureRule
 from contracts.common import DEFAULT_MAX_AMOUNT_POISHA, TASK_QUEUE
 
 # setting name -> (TOML section, key)
@@ -30,6 +32,10 @@ _BKASH_ENV = {
 }
 _REQUIRED = ("BKASH_BASE_URL", "BKASH_APP_KEY", "BKASH_APP_SECRET", "BKASH_USERNAME",
              "BKASH_PASSWORD", "PAYMENTS_CALLBACK_BASE_URL")
+# The secret of customers' result links (README "Result links and the redirect signature"): the
+# worker puts HMAC(secret, workflow id) into the callbackURL it gives bKash, the endpoint checks it.
+LINK_SECRET = "PAYMENTS_LINK_SECRET"
+MIN_LINK_SECRET_CHARS = 32
 
 
 class ConfigError(SystemExit):
@@ -60,6 +66,7 @@ class Settings(BaseModel):
     # Shared token cache (see providers.bkash.FileTokenStore); None keeps the token in-process.
     bkash_token_cache_file: str | None = None
     callback_base_url: str
+    link_secret: SecretStr
     result_page_url: str | None = None
     task_queue: str = TASK_QUEUE
     max_amount_poisha: int = DEFAULT_MAX_AMOUNT_POISHA
@@ -67,7 +74,8 @@ class Settings(BaseModel):
     @property
     def secrets(self) -> list[str]:
         """Every secret value, for tests that prove none of them leaks."""
-        values = [self.bkash.app_secret.get_secret_value(), self.bkash.password.get_secret_value()]
+        values = [self.bkash.app_secret.get_secret_value(), self.bkash.password.get_secret_value(),
+                  self.link_secret.get_secret_value()]
         if self.monetix:
             values.append(self.monetix.gate.secret_key.get_secret_value())
         return values
@@ -97,12 +105,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                    if k.startswith(("BKASH_", "PAYMENTS_", "MONETIX_"))})
 
     problems = [f"{name} is not set" for name in _REQUIRED if not values.get(name)]
-    for name in ("BKASH_BASE_URL", "PAYMENTS_CALLBACK_BASE_URL", "PAYMENTS_RESULT_PAGE_URL"):
+    problems += _link_secret_problems(values)
+    for name in ("BKASH_BASE_URL", "PAYMENTS_CALLBACK_BASE_URL", "PAYMENTS_RESULT_PAGE_URL",
+                 "BKASH_REFUND_V2_BASE_URL"):
         url = values.get(name)
         if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
             problems.append(f"{name} must be an absolute http(s) URL")
     if values.get("MONETIX_PROJECT_ID") and not values.get("MONETIX_SECRET_KEY"):
         problems.append("MONETIX_SECRET_KEY is not set (required with MONETIX_PROJECT_ID)")
+    if values.get("BKASH_REFUND_API", "v1") not in ("v1", "v2"):
+        problems.append("BKASH_REFUND_API must be v1 (the default: /tokenized/checkout/payment/"
+                        "refund) or v2 (/v2/tokenized-checkout/refund/...)")
     for name in ("MONETIX_BASE_URL", "MONETIX_PAYMENT_PAGE_URL"):
         url = values.get(name)
         if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
@@ -119,9 +132,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if problems:
         raise ConfigError(problems)
 
-    paths = BkashPaths()
-    if values.get("BKASH_VOID_PATH"):
-        paths = BkashPaths(void=values["BKASH_VOID_PATH"])
+    # BKASH_REFUND_V2_BASE_URL: default BKASH_BASE_URL without its /v1.2.0-beta ([INF]).
+    paths = BkashPaths(**{field: values[name] for name, field in (
+        ("BKASH_VOID_PATH", "void"), ("BKASH_REFUND_API", "refund_api"),
+        ("BKASH_REFUND_V2_BASE_URL", "refund_v2_base_url")) if values.get(name)})
     monetix = None
     if values.get("MONETIX_PROJECT_ID"):
         gate = {"project_id": int(values["MONETIX_PROJECT_ID"]),
@@ -129,7 +143,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                 "timeout_seconds": float(values.get("BKASH_TIMEOUT_SECONDS", 30))}
         for name, field in (("MONETIX_BASE_URL", "base_url"), ("MONETIX_SALE_PATH", "sale_path"),
                             ("MONETIX_CLARIFICATION_PATH", "clarification_path"),
-                            ("MONETIX_STATUS_PATH", "status_path")):
+                            ("MONETIX_STATUS_PATH", "status_path"),
+                            ("MONETIX_REFUND_PATH", "refund_path")):
             if values.get(name):
                 gate[field] = values[name]
         page = {"project_id": gate["project_id"], "secret_key": gate["secret_key"]}
@@ -152,6 +167,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             bkash_paths=paths,
             bkash_timeout_seconds=float(values.get("BKASH_TIMEOUT_SECONDS", 30)),
             callback_base_url=values["PAYMENTS_CALLBACK_BASE_URL"].rstrip("/"),
+            link_secret=values[LINK_SECRET],
             result_page_url=values.get("PAYMENTS_RESULT_PAGE_URL"),
             task_queue=values.get("PAYMENTS_TASK_QUEUE", TASK_QUEUE),
             max_amount_poisha=int(values.get("PAYMENTS_MAX_AMOUNT_POISHA",
@@ -169,10 +185,49 @@ async def connect_temporal(**overrides) -> Client:
     return await connect(**overrides)
 
 
+def _link_secret_problems(values: Mapping[str, str]) -> list[str]:
+    secret = values.get(LINK_SECRET)
+    if not secret:
+        return [f"{LINK_SECRET} is not set (the secret of customers' result links, the same for "
+                "the worker and the endpoint; make one with: python -c \"import secrets; "
+                "print(secrets.token_urlsafe(32))\")"]
+    if len(secret) < MIN_LINK_SECRET_CHARS:
+        return [f"{LINK_SECRET} must be at least {MIN_LINK_SECRET_CHARS} characters"]
+    return []
+
+
+def _previous_link_secret(values: Mapping[str, str],
+                          problems: list[str]) -> tuple[SecretStr | None, datetime | None]:
+    """Rotation: links made with the previous secret stay valid until a stated instant, no later
+    (a previous secret without an end would never retire)."""
+    previous = values.get(f"{LINK_SECRET}_PREVIOUS")
+    until = values.get(f"{LINK_SECRET}_PREVIOUS_UNTIL")
+    if not previous and not until:
+        return None, None
+    if not previous or not until:
+        problems.append(f"{LINK_SECRET}_PREVIOUS and {LINK_SECRET}_PREVIOUS_UNTIL go together "
+                        "(the previous secret and the instant it stops being accepted)")
+        return None, None
+    try:
+        end = datetime.fromisoformat(until)
+        if end.tzinfo is None:
+            raise ValueError
+    except ValueError:
+        problems.append(f"{LINK_SECRET}_PREVIOUS_UNTIL must be an ISO 8601 instant with a time "
+                        "zone, e.g. 2026-05-01T12:00:00+06:00")
+        return None, None
+    return SecretStr(previous), end
+
+
 class EndpointSettings(BaseModel):
     """What the merchant endpoint needs besides the Temporal connection: the Monetix projects whose
-    callbacks it verifies (their signing keys) and where customers land. No bKash secret."""
+    callbacks it verifies (their signing keys), the secret of customers' result links, and where
+    customers land. No bKash secret."""
 
+    link_secret: SecretStr
+    link_secret_previous: SecretStr | None = None
+    link_secret_previous_until: datetime | None = None
+    redirect_signature_rule: SignatureRule = SignatureRule.ADVISORY
     monetix_projects: dict[int, SecretStr] = {}
     result_page_url: str | None = None
 
@@ -186,7 +241,12 @@ def load_endpoint_settings(env: Mapping[str, str] | None = None) -> EndpointSett
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError([f"PAYMENTS_CONFIG_FILE: {type(exc).__name__}"]) from None
     values.update({k: v for k, v in env.items() if k.startswith(("PAYMENTS_", "MONETIX_"))})
-    problems = []
+    problems = _link_secret_problems(values)
+    previous, previous_until = _previous_link_secret(values, problems)
+    rule = values.get("PAYMENTS_BKASH_REDIRECT_SIGNATURE", SignatureRule.ADVISORY.value)
+    if rule not in {r.value for r in SignatureRule}:
+        problems.append("PAYMENTS_BKASH_REDIRECT_SIGNATURE must be advisory (the default) or "
+                        "strict")
     url = values.get("PAYMENTS_RESULT_PAGE_URL")
     if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
         problems.append("PAYMENTS_RESULT_PAGE_URL must be an absolute http(s) URL")
@@ -201,4 +261,7 @@ def load_endpoint_settings(env: Mapping[str, str] | None = None) -> EndpointSett
             projects[int(project)] = SecretStr(values["MONETIX_SECRET_KEY"])
     if problems:
         raise ConfigError(problems)
-    return EndpointSettings(monetix_projects=projects, result_page_url=url or None)
+    return EndpointSettings(link_secret=values[LINK_SECRET], link_secret_previous=previous,
+                            link_secret_previous_until=previous_until,
+                            redirect_signature_rule=SignatureRule(rule),
+                            monetix_projects=projects, result_page_url=url or None)

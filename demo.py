@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import logging
 import re
+import secrets
 import shlex
 import signal
 import sys
@@ -26,8 +27,10 @@ import httpx
 
 from config import Settings
 import runtime_exit
+from demo_refunds import refund_scenarios
 from embedded import pick_port, serve_asgi, start_dev_server
 from endpoint.app import create_app as create_endpoint
+from endpoint.bkash_returns import ResultLinks
 from providers.bkash import BkashCredentials
 from contracts.money import format_bdt
 from sandbox.bkash import BkashSandboxConfig
@@ -280,11 +283,14 @@ async def main(keep: bool, db_file: str, temporal_port: int = 7233, ui_port: int
     env, target, ui = await start_dev_server(db_file, port=temporal_port, ui_port=ui_port)
     try:
         mx = MonetixSandboxConfig()
+        # The embedded default's PAYMENTS_LINK_SECRET: one per run, shared by worker and endpoint.
+        link_secret = secrets.token_urlsafe(32)
         async with serve_asgi(create_bkash_sandbox(BkashSandboxConfig()),
                               port=pick_port(8081)) as sandbox_url, \
                 serve_asgi(create_monetix_sandbox(mx), port=pick_port(8082)) as monetix_url, \
                 serve_asgi(create_endpoint(env.client,
-                                           monetix_projects={mx.project_id: mx.secret_key}),
+                                           monetix_projects={mx.project_id: mx.secret_key},
+                                           links=ResultLinks(link_secret.encode())),
                            port=pick_port(8080)) as endpoint_url, \
                 httpx.AsyncClient(timeout=DEMO_PROVIDER_TIMEOUT) as http, \
                 httpx.AsyncClient(timeout=30) as browser:
@@ -299,7 +305,7 @@ async def main(keep: bool, db_file: str, temporal_port: int = 7233, ui_port: int
                                        app_secret=sb.app_secret, username=sb.username,
                                        password=sb.password),
                 monetix=monetix, bkash_timeout_seconds=DEMO_PROVIDER_TIMEOUT,
-                callback_base_url=endpoint_url)
+                callback_base_url=endpoint_url, link_secret=link_secret)
             print(f"Temporal:          {target} (namespace default)")
             print(f"Temporal Web UI:   {ui}/namespaces/default/workflows")
             print(f"bKash sandbox:     {sandbox_url}")
@@ -310,7 +316,8 @@ async def main(keep: bool, db_file: str, temporal_port: int = 7233, ui_port: int
                 demo = Demo(env.client, settings, BkashSandboxAdmin(sandbox_url, http),
                             BkashCustomer(browser), MonetixSandboxAdmin(monetix_url, http),
                             MonetixBkashCustomer(browser, monetix_url), uuid.uuid4().hex[:6])
-                rows = await asyncio.gather(*bkash_scenarios(demo), *monetix_scenarios(demo))
+                rows = await asyncio.gather(*bkash_scenarios(demo), *monetix_scenarios(demo),
+                                            *refund_scenarios(demo, Row))
                 print_table(rows)
                 bad = [r for r in rows if not r.ok]
                 print(f"\n{len(rows) - len(bad)}/{len(rows)} payments ended as expected; "

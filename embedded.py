@@ -23,13 +23,18 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve_asgi(app, host: str = "127.0.0.1", port: int | None = None) -> AsyncIterator[str]:
-    """Serve ``app`` until the block exits; yields its base URL (no trailing slash)."""
+async def serve_asgi(app, host: str = "127.0.0.1", port: int | None = None,
+                     **limits) -> AsyncIterator[str]:
+    """Serve ``app`` until the block exits; yields its base URL (no trailing slash). ``limits``
+    override the server bounds of endpoint/limits.py ``server_settings`` (e.g. limit_concurrency)."""
     port = port or free_port(host)
+    from endpoint.limits import server_settings
+
     # A request still waiting on Temporal (an update no worker will take any more) must not hold
-    # the shutdown forever: after 5 s uvicorn cancels it.
+    # the shutdown forever: after 5 s uvicorn cancels it. The endpoint's production bounds on
+    # connections, keep-alive and the request head apply here too (endpoint/limits.py).
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
-                            access_log=False, timeout_graceful_shutdown=5)
+                            access_log=False, timeout_graceful_shutdown=5, **server_settings(**limits))
     server = uvicorn.Server(config)
     # uvicorn takes SIGINT/SIGTERM over while it serves and re-raises them when it stops; inside
     # our loop the process's owner (runtime_exit, pytest) handles signals, so it must not.
@@ -101,4 +106,27 @@ async def start_dev_server(db_file: str | None, *, port: int = 7233, ui_port: in
         dev_server_existing_path=str(binary), dev_server_database_filename=db_file,
         port=port, ui=True, ui_port=ui_port, dev_server_log_level="error",
         dev_server_extra_args=[*(pragmas if db_file else []), *extra_args])
+    await ensure_search_attributes(env.client)
     return env, f"127.0.0.1:{port}", f"http://localhost:{ui_port}"
+
+
+async def ensure_search_attributes(client) -> None:
+    """Register the project's search attributes the namespace lacks. The dev server's
+    ``--search-attribute`` flags only apply to a new database, so a persistence file from an older
+    version would otherwise miss the attributes added since (e.g. RefundedPoisha)."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import (
+        AddSearchAttributesRequest,
+        ListSearchAttributesRequest,
+    )
+
+    from contracts.common import SearchAttribute
+
+    known = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace))
+    missing = {a.value: (IndexedValueType.INDEXED_VALUE_TYPE_INT if a.kind == "Int"
+                         else IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD)
+               for a in SearchAttribute if a.value not in known.custom_attributes}
+    if missing:
+        await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+            namespace=client.namespace, search_attributes=missing))

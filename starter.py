@@ -13,6 +13,11 @@
     python starter.py gate-status P-1
     python starter.py page-url --payment-id P-2 --amount 500.00 --customer-id C-1 ...
 
+    python starter.py refund INV-1001 --refund-id RF-1 --amount 300.00 --reason "late check-in" \
+        --sku room-101                                           # bKash (sku required)
+    python starter.py refund P-1 --provider monetix --refund-id RF-2 --amount 100.00 --reason ...
+    python starter.py refunds INV-1001                           # the payment's refund ledger
+
 Needs only the Temporal connection (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ...: temporalio envconfig)
 and, to start payments, PAYMENTS_CALLBACK_BASE_URL. Provider secrets are the worker's alone.
 """
@@ -28,6 +33,7 @@ from pydantic import ValidationError
 
 import runtime_exit
 from contracts.bkash import BkashPaymentRequest
+from contracts.refunds import RefundRequest
 from contracts.money import parse_bdt
 from contracts.monetix import MonetixPurchaseRequest, PaymentPagePurchaseRequest
 from contracts.monetix_requests import problems_of
@@ -39,6 +45,8 @@ from merchant_client import (
     payment_state,
     provide_clarification,
     purchase_state,
+    refund,
+    refunds,
     report_service_delivered,
     report_service_failed,
     start_gate_purchase,
@@ -60,6 +68,7 @@ FLAGS = {
     "customer_first_name": "--first-name", "customer.last_name": "--last-name",
     "customer_last_name": "--last-name", "account.number": "--account",
     "customer_account_number": "--account",
+    "refund_id": "--refund-id", "reason": "--reason", "sku": "--sku", "payment_key": "PAYMENT",
 }
 _LEADING_NAME = re.compile(r"^([A-Za-z_.]+)\b")
 
@@ -132,6 +141,15 @@ def monetix_request(args, settings, *, gate: bool):
         raise PaymentError("; ".join(_in_flag_words(p) for p in problems_of(exc))) from None
 
 
+def refund_request(args) -> RefundRequest:
+    amount = _amount(args.amount)
+    try:
+        return RefundRequest(provider=args.provider, payment_key=args.payment, amount_poisha=amount,
+                             refund_id=args.refund_id, reason=args.reason, sku=args.sku)
+    except ValidationError as exc:
+        raise PaymentError(_bkash_problems(exc)) from None
+
+
 def clarification_fields(args) -> dict:
     fields: dict = {}
     if args.fields:
@@ -186,6 +204,17 @@ def build_parser() -> argparse.ArgumentParser:
     clarify.add_argument("--fields", help='JSON, e.g. \'{"account": {"number": "01712345678"}}\'')
     gst = sub.add_parser("gate-status", help="Monetix: show a purchase's state and timeline")
     gst.add_argument("payment_id")
+    rfd = sub.add_parser("refund", help="refund (part of) a captured / successful payment")
+    rfd.add_argument("payment", help="the invoice (bKash) or payment id (Monetix)")
+    rfd.add_argument("--provider", default="bkash", choices=["bkash", "monetix"])
+    rfd.add_argument("--refund-id", required=True, help="your refund's unique id (idempotency key)")
+    rfd.add_argument("--amount", required=True, help="BDT, e.g. 300.00")
+    rfd.add_argument("--reason", required=True)
+    rfd.add_argument("--sku", help="bKash: required (what is refunded)")
+    rfd.add_argument("--no-wait", action="store_true", help="return once the refund is accepted")
+    rfs = sub.add_parser("refunds", help="show a payment's refund ledger")
+    rfs.add_argument("payment", help="the invoice (bKash) or payment id (Monetix)")
+    rfs.add_argument("--provider", default="bkash", choices=["bkash", "monetix"])
     return parser
 
 
@@ -200,6 +229,7 @@ async def _main(argv: list[str]) -> int:
                    monetix_request(args, settings, gate=args.command == "gate-pay")
                    if args.command in ("gate-pay", "page-url") else None)
         fields = clarification_fields(args) if args.command == "clarify" else None
+        refund_req = refund_request(args) if args.command == "refund" else None
         client = await connect()
         if args.command == "pay":
             url = await start_payment(client, request, task_queue=settings.task_queue)
@@ -228,6 +258,13 @@ async def _main(argv: list[str]) -> int:
                   .model_dump_json(indent=2))
         elif args.command == "gate-status":
             print((await purchase_state(client, args.payment_id)).model_dump_json(indent=2))
+        elif args.command == "refund":
+            done = await refund(client, refund_req, task_queue=settings.task_queue,
+                                callback_base_url=settings.callback_base_url,
+                                wait=not args.no_wait)
+            print(done.model_dump_json(indent=2))
+        elif args.command == "refunds":
+            print((await refunds(client, args.provider, args.payment)).model_dump_json(indent=2))
     except PaymentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -21,14 +21,16 @@ import runtime_exit
 
 from activities.bkash import BkashActivities
 from activities.monetix import MonetixActivities
+from activities.payments import PaymentRecords
 from config import Settings, connect_temporal, load_settings
 from providers.bkash import BkashClient, FileTokenStore
 from providers.monetix import MonetixGateClient
 from workflows.bkash import BkashAuthCapture
 from workflows.monetix_gate import MonetixGatePurchase
 from workflows.monetix_page import PaymentPagePurchase
+from workflows.refunds import PaymentRefunds
 
-WORKFLOWS = [BkashAuthCapture, MonetixGatePurchase, PaymentPagePurchase]
+WORKFLOWS = [BkashAuthCapture, MonetixGatePurchase, PaymentPagePurchase, PaymentRefunds]
 
 
 @contextlib.asynccontextmanager
@@ -44,14 +46,16 @@ def build_activities(settings: Settings, http: httpx.AsyncClient) -> list:
     store = FileTokenStore(settings.bkash_token_cache_file) \
         if settings.bkash_token_cache_file else None
     bkash = BkashActivities(BkashClient(http, settings.bkash, settings.bkash_paths,
-                                        timeout=settings.bkash_timeout_seconds, token_store=store))
+                                        timeout=settings.bkash_timeout_seconds, token_store=store),
+                            link_secret=settings.link_secret.get_secret_value().encode())
     acts = [bkash.create_payment, bkash.execute_payment, bkash.query_payment,
-            bkash.capture_payment, bkash.void_payment]
+            bkash.capture_payment, bkash.void_payment, bkash.bkash_refund]
     if settings.monetix:
         monetix = MonetixActivities(MonetixGateClient(http, settings.monetix.gate),
                                     settings.monetix.payment_page)
         acts += [monetix.monetix_sale, monetix.monetix_clarification, monetix.monetix_status,
-                 monetix.monetix_payment_page_link]
+                 monetix.monetix_payment_page_link, monetix.monetix_refund,
+                 monetix.monetix_refund_status]
     return acts
 
 
@@ -91,7 +95,10 @@ def build_worker(client: Client, task_queue: str, activities: list, **kwargs) ->
     # Monetix workflows are registered only where their activities are (a worker without Monetix
     # credentials must not pick up a Monetix purchase it cannot progress).
     names = {getattr(a, "__name__", "") for a in activities}
-    workflows = [w for w in WORKFLOWS if w is BkashAuthCapture or "monetix_sale" in names]
+    workflows = [w for w in WORKFLOWS if w in (BkashAuthCapture, PaymentRefunds)
+                 or "monetix_sale" in names]
+    # The refunds workflow reads the payment's outcome from Temporal itself.
+    activities = [*activities, PaymentRecords(client).load_refundable_payment]
     return Worker(client, task_queue=task_queue, workflows=workflows, activities=activities,
                   graceful_shutdown_timeout=timedelta(seconds=30), **kwargs)
 

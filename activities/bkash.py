@@ -19,11 +19,29 @@ from providers.bkash_errors import (
 from contracts.money import parse_bdt
 from contracts.bkash import (
     BkashActivity,
+    return_link_token,
     TransactionStatus,
     CreatedPaymentInfo,
     CreatePaymentInput,
     PaymentRef,
     ProviderPaymentStatus,
+)
+from contracts.money import format_bdt
+from contracts.refunds import (
+    BkashRefundCall,
+    ProviderRefundResult,
+    RefundActivity,
+    RefundErrorKind,
+    RefundStage,
+)
+from providers.bkash import RefundTransaction
+from providers.bkash_errors import (
+    REFUND_KINDS,
+    BkashMerchantConfigError,
+    BkashNoResponse,
+    BkashRetryableError,
+    BkashTokenRateLimited,
+    BkashUnexpectedResponse,
 )
 
 
@@ -51,15 +69,20 @@ def _status(s: PaymentStatus, *, reconciled: bool = False) -> ProviderPaymentSta
 
 
 class BkashActivities:
-    def __init__(self, client: BkashClient) -> None:
+    def __init__(self, client: BkashClient, *, link_secret: bytes) -> None:
         self._client = client
+        self._link_secret = link_secret
 
     @activity.defn(name=BkashActivity.CREATE_PAYMENT)
     async def create_payment(self, inp: CreatePaymentInput) -> CreatedPaymentInfo:
+        # The result-link token is added here, in the worker, so that the workflow's input and
+        # history carry the callback URL without it (an operator reading histories must not hold
+        # every customer's result link). The workflow id is Temporal's, not the input's.
+        token = return_link_token(self._link_secret, activity.info().workflow_id)
         try:
             created = await self._client.create_payment(
                 amount_poisha=inp.amount_poisha, invoice_number=inp.invoice_number,
-                payer_reference=inp.payer_reference, callback_url=inp.callback_url)
+                payer_reference=inp.payer_reference, callback_url=f"{inp.callback_url}/{token}")
         except BkashError as err:
             raise _to_application_error(err) from None
         signature = None
@@ -114,3 +137,105 @@ class BkashActivities:
                 return _status(current, reconciled=True)
         except BkashError as err:
             raise _to_application_error(err) from None
+
+    @activity.defn(name=RefundActivity.BKASH_REFUND)
+    async def bkash_refund(self, call: BkashRefundCall) -> ProviderRefundResult:
+        """Refund exactly once at bKash.
+
+        A retry follows an attempt whose answer may be lost (timeout, dropped connection, a 5xx
+        after bKash applied it, a worker killed mid-call), so every retry first asks refund
+        status, and only when bKash holds no refund of ours is the refund sent. Refunds of one
+        payment are serialized by the refunds workflow, so a completed refund beyond the ledger's
+        ``known_refund_trx_ids`` with this amount is this one.
+        """
+        try:
+            if activity.info().attempt > 1:
+                found = await self._refund_found_at_bkash(call)
+                if found is not None:
+                    return found
+            refund = await self._client.refund_payment(
+                payment_id=call.payment_id, trx_id=call.trx_id, amount_poisha=call.amount_poisha,
+                sku=call.sku, reason=call.reason)
+        except BkashError as err:
+            raise _refund_error(err, call) from None
+        return _refund_outcome(refund, call)
+
+    async def _refund_found_at_bkash(self, call: BkashRefundCall) -> ProviderRefundResult | None:
+        """This refund as bKash holds it after a lost answer, or None if bKash never applied it."""
+        status = await self._client.refund_status(payment_id=call.payment_id, trx_id=call.trx_id)
+        known = set(call.known_refund_trx_ids)
+        new = [r for r in status.refunds if r.refund_trx_id not in known and not r.failed]
+        for r in new:
+            if r.completed and r.amount_poisha == call.amount_poisha:
+                return ProviderRefundResult(
+                    status=RefundStage.SUCCEEDED, provider_refund_id=r.refund_trx_id,
+                    amount_poisha=r.amount_poisha, reconciled=True,
+                    detail=f"answer lost; bKash's refund status shows refund {r.refund_trx_id}")
+        for r in new:
+            if r.completed and r.amount_poisha is not None:
+                activity.logger.info("bKash holds refund %s of %s BDT that the ledger does not "
+                                     "know (made outside it?); not this refund", r.refund_trx_id,
+                                     format_bdt(r.amount_poisha))
+                continue
+            if not r.completed and r.amount_poisha in (None, call.amount_poisha):
+                raise _unknown(call, f"bKash holds refund {r.refund_trx_id} as "
+                               f"{r.transaction_status!r}; asking refund status again before "
+                               "anything is sent")
+            if r.amount_poisha is None:
+                raise _unknown(call, f"bKash's refund status lists refund {r.refund_trx_id} "
+                               "without an amount, so it cannot tell whether it is this one; "
+                               "check the transaction in the bKash merchant portal")
+        return None
+
+
+def _unknown(call: BkashRefundCall, why: str) -> ApplicationError:
+    return ApplicationError(f"{_refund_name(call)}: {why}", type=RefundErrorKind.RESULT_UNKNOWN)
+
+
+def _refund_name(call: BkashRefundCall) -> str:
+    return (f"refund {call.refund_id} of {format_bdt(call.amount_poisha)} BDT for bKash payment "
+            f"{call.payment_id}")
+
+
+def _refund_outcome(refund: RefundTransaction, call: BkashRefundCall) -> ProviderRefundResult:
+    amount = refund.amount_poisha if refund.amount_poisha is not None else call.amount_poisha
+    if refund.completed:
+        return ProviderRefundResult(status=RefundStage.SUCCEEDED,
+                                    provider_refund_id=refund.refund_trx_id, amount_poisha=amount)
+    if refund.failed:
+        return ProviderRefundResult(status=RefundStage.FAILED,
+                                    provider_refund_id=refund.refund_trx_id, amount_poisha=amount,
+                                    detail=f"bKash reports refund {refund.refund_trx_id} as "
+                                    f"{refund.transaction_status!r}; no money moved")
+    # Accepted but not final: the next attempt reads refund status instead of sending again.
+    raise _unknown(call, f"bKash accepted refund {refund.refund_trx_id} but reports it as "
+                   f"{refund.transaction_status!r}; asking refund status before anything is sent")
+
+
+def _refund_error(err: BkashError, call: BkashRefundCall) -> ApplicationError:
+    """A refund's provider error as the refunds contract's kind: refusals are final, a lost answer
+    and bKash's transient answers are retried (and every retry asks refund status first)."""
+    if isinstance(err, BkashNoResponse) and err.request_sent:
+        kind, final = RefundErrorKind.RESULT_UNKNOWN, False
+        todo = "the next attempt asks bKash's refund status before sending anything again"
+    elif isinstance(err, BkashNoResponse):
+        # Our own connection failed before the request left: not ambiguous.
+        kind, final, todo = RefundErrorKind.RETRYABLE, False, "the request never reached bKash"
+    elif err.kind in REFUND_KINDS:
+        kind, final, todo = RefundErrorKind(err.kind), True, ""
+    elif isinstance(err, BkashMerchantConfigError):
+        kind, final, todo = RefundErrorKind.MERCHANT_CONFIG, True, ""
+    elif isinstance(err, BkashUnexpectedResponse) and err.code is None:
+        # An unreadable answer to a refund may follow a refund bKash applied.
+        kind, final = RefundErrorKind.RESULT_UNKNOWN, False
+        todo = "the next attempt asks bKash's refund status before sending anything again"
+    else:
+        # 503, 2003, 2079 after one new token, the token budget, an undocumented code: bKash did
+        # not refund; retried later, after asking refund status.
+        kind, final, todo = RefundErrorKind.RETRYABLE, False, "retried later"
+        if not isinstance(err, (BkashRetryableError, BkashTokenRateLimited)):
+            todo = "an undocumented bKash answer; retried later (check bKash's notices)"
+    # The message is ours plus bKash's own text: neither carries tokens or secrets.
+    return ApplicationError(f"{_refund_name(call)}: {err}" + (f"; {todo}" if todo else ""),
+                            {"code": err.code, "operation": err.operation}, type=kind,
+                            non_retryable=final, next_retry_delay=err.retry_after)

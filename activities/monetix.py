@@ -4,21 +4,39 @@ the workflows' retry policies decide what is retried."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from contracts.monetix_status import CODE_TRANSACTION_NOT_FOUND
+from contracts.money import format_bdt
+from contracts.refunds import (
+    MonetixRefundCall,
+    MonetixRefundStatusCall,
+    ProviderRefundResult,
+    RefundActivity,
+    RefundErrorKind,
+    RefundStage,
+)
 
 from providers.monetix import (
     MonetixDuplicatePayment,
+    MonetixDuplicateRefund,
     MonetixError,
     MonetixGateClient,
+    MonetixInvalidRequest,
     MonetixPaymentNotFound,
     MonetixPaymentPageConfig,
+    MonetixRefundOperation,
+    MonetixRefundOverLimit,
+    MonetixRefunds,
+    MonetixRequestRejected,
     MonetixStatus,
     build_payment_page_url,
     epay_widget_params,
 )
+from providers.monetix.refunds import NOT_REFUNDABLE_CODES, TRY_AGAIN_CODES
 from contracts.monetix import (
     MonetixActivity,
     MonetixErrorKind,
@@ -112,3 +130,154 @@ class MonetixActivities:
         params = inp.params.model_copy(update={"merchant_callback_url": inp.callback_url})
         return PaymentPageLink(url=build_payment_page_url(self._payment_page, params),
                                widget_params=epay_widget_params(self._payment_page, params))
+
+    # -- refunds (reference §3.6) -----------------------------------------------------------------
+
+    @activity.defn(name=RefundActivity.MONETIX_REFUND)
+    async def monetix_refund(self, call: MonetixRefundCall) -> ProviderRefundResult:
+        """Send the refund once; answer REFUNDING with its ``request_id`` (the result comes by
+        callback, or by :meth:`monetix_refund_status`).
+
+        A retry follows an attempt without a clear answer, so it first asks the status request
+        whether the refund is registered and returns it (``reconciled``) if so. When our refund
+        cannot be told apart there, the refund is sent again: its ``merchant_refund_id`` makes Monetix
+        answer 3230 if the first attempt was registered after all, and 3230 is resolved by status,
+        never sent again. So Monetix holds at most one refund per refund id.
+        """
+        known = _known_operation_ids(call)
+        if activity.info().attempt > 1:
+            refunds = await self._refunds(call.payment_id, call.refund_id)
+            found = _find(refunds, call.refund_id, call.amount_poisha, None, known)
+            if found is not None:
+                return _refund_result(found, reconciled=True,
+                                      detail="found by the status request after an attempt without an answer")
+        try:
+            ack = await self._client.refund(call.payment_id, call.amount_poisha, call.currency,
+                                            call.description, call.refund_id, call.callback_url)
+        except MonetixDuplicateRefund:
+            return await self._registered_already(call, known)
+        except MonetixRefundOverLimit as err:
+            raise _refund_error(RefundErrorKind.OVER_LIMIT, err) from None
+        except MonetixRequestRejected as err:
+            raise _refund_error(_rejection_kind(err), err) from None
+        except MonetixInvalidRequest as err:
+            raise _refund_error(RefundErrorKind.MERCHANT_CONFIG, err) from None
+        except MonetixError as err:  # result unknown: 5xx, timeout, dropped connection, garbage
+            raise _refund_error(RefundErrorKind.RESULT_UNKNOWN, err) from None
+        return ProviderRefundResult(
+            status=RefundStage.REFUNDING, request_id=ack.request_id,
+            detail=f"Monetix accepted the refund of {format_bdt(call.amount_poisha)} BDT of payment "
+                   f"{call.payment_id}; the result comes by callback")
+
+    @activity.defn(name=RefundActivity.MONETIX_REFUND_STATUS)
+    async def monetix_refund_status(self, call: MonetixRefundStatusCall) -> ProviderRefundResult:
+        """One status request: SUCCEEDED / FAILED once the refund operation is final. While it is
+        still processing, or not yet to be seen, raise a retryable BENIGN error: Temporal's retry
+        policy is the polling loop, with its backoff.
+
+        A refund that is not in the status answer is reported FAILED ("not registered at Monetix")
+        only when the caller says it may never have been registered (``not_found_is_final``): after an
+        acknowledgement or a 3230 it *is* registered, and calling it failed could invite a second
+        refund of the same money under another refund id.
+        """
+        refunds = await self._refunds(call.payment_id, call.refund_id)
+        found = _find(refunds, call.refund_id, call.amount_poisha, call.request_id,
+                      _known_operation_ids(call))
+        if found is None:
+            if call.not_found_is_final:
+                return ProviderRefundResult(
+                    status=RefundStage.FAILED, request_id=call.request_id,
+                    detail=f"refund {call.refund_id} of payment {call.payment_id} is not registered at "
+                           f"Monetix ({len(refunds.refunds)} refund operation(s), none of them this one); "
+                           "nothing was refunded")
+            raise ApplicationError(
+                f"refund {call.refund_id} of Monetix payment {call.payment_id} is not in the status "
+                "answer yet; asking again", type=STILL_PROCESSING, category=ApplicationErrorCategory.BENIGN)
+        if not found.final:
+            raise ApplicationError(
+                f"Monetix refund {call.refund_id} of payment {call.payment_id} is still {found.status!r}",
+                type=STILL_PROCESSING, category=ApplicationErrorCategory.BENIGN)
+        return _refund_result(found, reconciled=False)
+
+    async def _refunds(self, payment_id: str, refund_id: str) -> MonetixRefunds:
+        """The status request read for refunds; every failure to learn is RESULT_UNKNOWN (retryable)
+        but a signed "no such payment" and a request we refused to send."""
+        try:
+            return await self._client.refund_status(payment_id)
+        except MonetixPaymentNotFound as err:
+            raise _refund_error(RefundErrorKind.NOT_REFUNDABLE, err) from None
+        except MonetixInvalidRequest as err:
+            raise _refund_error(RefundErrorKind.MERCHANT_CONFIG, err) from None
+        except MonetixError as err:
+            raise ApplicationError(
+                f"could not learn from Monetix whether refund {refund_id} of payment {payment_id} is "
+                f"registered: {err}; the next attempt asks again and sends nothing blindly",
+                {"code": getattr(err, "code", None)}, type=RefundErrorKind.RESULT_UNKNOWN) from None
+
+    async def _registered_already(self, call: MonetixRefundCall,
+                                  known: Collection[str] | None) -> ProviderRefundResult:
+        """3230: Monetix holds a refund with this merchant_refund_id. Find it; never send again."""
+        refunds = await self._refunds(call.payment_id, call.refund_id)
+        found = _find(refunds, call.refund_id, call.amount_poisha, None, known)
+        if found is not None:
+            return _refund_result(found, reconciled=True,
+                                  detail="Monetix already held this refund (3230); found by the status request")
+        if not refunds.refunds or known is not None:
+            # This payment has no refund that could be it: the id was used elsewhere in the project.
+            raise ApplicationError(
+                f"Monetix refused refund {call.refund_id} of payment {call.payment_id}: merchant_refund_id "
+                f"{call.refund_id} is already used (code 3230), but not by a refund of this payment; "
+                "refund ids must be unique within the Monetix project: use another refund id",
+                {"code": "3230"}, type=RefundErrorKind.MERCHANT_CONFIG, non_retryable=True)
+        return ProviderRefundResult(
+            status=RefundStage.REFUNDING, reconciled=True,
+            detail=f"Monetix already holds refund {call.refund_id} (3230) but its operation cannot be told "
+                   "apart in the status answer; the result comes by callback (payment.merchant_refund_id)")
+
+
+def _known_operation_ids(call: MonetixRefundCall | MonetixRefundStatusCall) -> Collection[str] | None:
+    # The refund operations the refunds ledger already accounts for (None: not told). Read with
+    # getattr until contracts.refunds carries the field on both calls.
+    known = call.known_operation_ids
+    return None if known is None else frozenset(known)
+
+
+def _find(refunds: MonetixRefunds, refund_id: str, amount_poisha: int, request_id: str | None,
+          known: Collection[str] | None) -> MonetixRefundOperation | None:
+    return refunds.find(request_id=request_id, merchant_refund_id=refund_id, amount_poisha=amount_poisha,
+                        known_operation_ids=known)
+
+
+def _refund_result(op: MonetixRefundOperation, *, reconciled: bool, detail: str = "") -> ProviderRefundResult:
+    if op.succeeded:
+        status = RefundStage.SUCCEEDED
+        what = f"Monetix refunded {format_bdt(op.amount_poisha)} BDT" if op.amount_poisha is not None \
+            else "Monetix refunded it"
+    elif op.failed:
+        status = RefundStage.FAILED
+        what = f"Monetix declined the refund (code {op.code or '-'}: {op.message or op.status})"
+    else:
+        status, what = RefundStage.REFUNDING, f"Monetix is processing the refund ({op.status})"
+    return ProviderRefundResult(status=status, provider_refund_id=op.id, amount_poisha=op.amount_poisha,
+                                request_id=op.request_id, reconciled=reconciled,
+                                detail="; ".join(x for x in (what, detail) if x))
+
+
+def _rejection_kind(err: MonetixRequestRejected) -> RefundErrorKind:
+    codes = {err.code, *(e.get("code") for e in err.errors)}
+    if codes & TRY_AGAIN_CODES:
+        return RefundErrorKind.RETRYABLE
+    if codes & NOT_REFUNDABLE_CODES:
+        return RefundErrorKind.NOT_REFUNDABLE
+    # Signature, project, method or permission: refunds are enabled per project (§3.6).
+    return RefundErrorKind.MERCHANT_CONFIG
+
+
+_RETRYABLE_KINDS = frozenset({RefundErrorKind.RESULT_UNKNOWN, RefundErrorKind.RETRYABLE})
+
+
+def _refund_error(kind: RefundErrorKind, err: MonetixError) -> ApplicationError:
+    # str(err) says what happened to which payment and what to do; the client scrubs the secret key
+    # and the signature from anything the platform echoes.
+    return ApplicationError(str(err), {"code": getattr(err, "code", None)}, type=kind,
+                            non_retryable=kind not in _RETRYABLE_KINDS)

@@ -24,7 +24,9 @@ from bench.direct import DirectReceiver
 from bench.floor import FloorAuthCapture, FloorGatePurchase, FloorRequest
 from providers.bkash import BkashClient
 from providers.monetix import MonetixGateClient
+from sandbox.bkash.admin import BkashSandboxAdmin
 from sandbox.bkash.customer import BkashCustomer
+from sandbox.monetix.admin import MonetixSandboxAdmin
 from sandbox.monetix.customer import MonetixBkashCustomer
 from merchant_client import (
     payment_result,
@@ -81,6 +83,9 @@ class Ctx:
     monetix: MonetixGateClient
     receiver: DirectReceiver
     http: httpx.AsyncClient
+    # The sandboxes' admin APIs (faults, ledgers), for the refund paths (bench/refund_paths.py).
+    bkash_admin: BkashSandboxAdmin | None = None
+    monetix_admin: MonetixSandboxAdmin | None = None
 
 
 def _authorized(journey) -> bool:
@@ -90,8 +95,8 @@ def _authorized(journey) -> bool:
 # -- bKash Auth & Capture: approved → delivered → captured -------------------------------------
 
 async def bkash_workflow(ctx: Ctx, key: str, *, wallet: str | None = None,
-                         decision: str = "delivered") -> Sample:
-    req = BkashPaymentRequest(invoice_number=f"BENCH-{key}", amount_poisha=BKASH_AMOUNT,
+                         decision: str = "delivered", amount_poisha: int = BKASH_AMOUNT) -> Sample:
+    req = BkashPaymentRequest(invoice_number=f"BENCH-{key}", amount_poisha=amount_poisha,
                               callback_base_url=ctx.endpoint_url)
     started = time.perf_counter()
     url = await start_payment(ctx.client, req, task_queue=ctx.task_queue)

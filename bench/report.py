@@ -115,8 +115,8 @@ ACTION_COLUMNS = ["workflow start", "activity", "update", "timer", "search attri
                   "signal", "query", "rejected update"]
 
 
-def actions_table(paths: list[dict]) -> str:
-    headers = ["path", "final", "events", *ACTION_COLUMNS, "total", "USD / 1M payments"]
+def actions_table(paths: list[dict], unit: str = "payments") -> str:
+    headers = ["path", "final", "events", *ACTION_COLUMNS, "total", f"USD / 1M {unit}"]
     rows = []
     for p in paths:
         counts = p["actions"]

@@ -5,6 +5,7 @@ few concurrency levels, in one run on the embedded default.
     python -m bench                                   # defaults: see --help
     python -m bench --payments 50 --concurrency 1,4,16
     python -m bench --payments 2 --concurrency 1 --no-chart     # smoke run
+    python -m bench --phase endpoint-cost       # one Monetix callback's cost to the endpoint
 
 Tuning experiments (each flag changes one thing; the JSON records it):
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import contextlib
 import json
 import logging
@@ -49,17 +51,24 @@ from bench.actions import ClientCounter, figures
 from bench.direct import DirectReceiver
 from bench.paths import DRIVERS, KINDS, PATHS, Ctx, Sample, TimedCustomer, bkash_workflow, \
     monetix_workflow
+from bench.refund_paths import count_refund_paths
 from bench.worker import FLOOR_SUFFIX
 import runtime_exit
 from embedded import SQLITE_PRAGMAS, free_port, serve_asgi, start_dev_server
 from endpoint.app import create_app as create_endpoint
+from endpoint.bkash_returns import ResultLinks
 from providers.bkash import BkashClient, BkashCredentials
 from providers.monetix import MonetixGateClient, MonetixGateConfig
 from sandbox.bkash import BkashSandboxConfig
 from sandbox.bkash import create_app as create_bkash_sandbox
+from sandbox.bkash.admin import BkashSandboxAdmin
 from sandbox.monetix import MonetixSandboxConfig
 from sandbox.monetix import create_app as create_monetix_sandbox
+from sandbox.monetix.admin import MonetixSandboxAdmin
 from sandbox.monetix.customer import MonetixBkashCustomer
+
+# One per bench run: the worker process and the in-process endpoint share it.
+LINK_SECRET = secrets.token_urlsafe(32)
 
 ROOT = Path(__file__).resolve().parent.parent
 PAYMENT_TIMEOUT = 120.0
@@ -89,7 +98,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=3,
                    help="payments per kind and path before measuring, not reported (default 3)")
     p.add_argument("--no-actions", action="store_true",
-                   help="skip the one-payment-per-path billable action count")
+                   help="skip the one-payment-per-path (and per-refund-path) billable action count")
     p.add_argument("--in-memory", action="store_true",
                    help="dev server without its persistence file (the embedded default keeps one)")
     p.add_argument("--dev-server-arg", action="append", default=[],
@@ -106,6 +115,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="first wait up to this long for other processes to leave the CPUs idle")
     p.add_argument("--save-histories", action="store_true",
                    help="also write one history per phase and per action path (JSON) to --out")
+    p.add_argument("--phase", choices=("payments", "endpoint-cost"), default="payments",
+                   help="endpoint-cost: only what one Monetix callback costs the merchant endpoint "
+                        "(CPU and memory per KB, worst shapes; no Temporal, under a minute)")
     args = p.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     args.kinds = [k for k in args.kinds.split(",") if k]
@@ -161,6 +173,8 @@ def worker_env(target: str, task_queue: str, sandbox_url: str, monetix_url: str,
         "MONETIX_PROJECT_ID": str(mx.project_id), "MONETIX_SECRET_KEY": mx.secret_key,
         "MONETIX_BASE_URL": monetix_url, "MONETIX_PAYMENT_PAGE_URL": monetix_url,
         "PAYMENTS_CALLBACK_BASE_URL": endpoint_url, "PAYMENTS_TASK_QUEUE": task_queue,
+        # The result-link secret the worker signs return URLs with and the endpoint checks.
+        "PAYMENTS_LINK_SECRET": LINK_SECRET,
         # Where a worker that shares its bKash token between processes keeps it: this run's own
         # folder, removed at the end (the sandbox is new every run, and so is its token).
         "BKASH_TOKEN_CACHE_FILE": str(work / "bkash-token.json"),
@@ -418,7 +432,8 @@ async def bench(args: argparse.Namespace) -> dict:
                 serve_asgi(create_bkash_sandbox(sb)))
             monetix_url = await stack.enter_async_context(serve_asgi(create_monetix_sandbox(mx)))
             endpoint_url = await stack.enter_async_context(serve_asgi(create_endpoint(
-                client, monetix_projects={mx.project_id: mx.secret_key})))
+                client, monetix_projects={mx.project_id: mx.secret_key},
+                links=ResultLinks(LINK_SECRET.encode()))))
             bkash = BkashClient(http, BkashCredentials(
                 base_url=f"{sandbox_url}/v1.2.0-beta", app_key=sb.app_key,
                 app_secret=sb.app_secret, username=sb.username, password=sb.password))
@@ -441,7 +456,9 @@ async def bench(args: argparse.Namespace) -> dict:
                       monetix=MonetixGateClient(http, MonetixGateConfig(
                           base_url=monetix_url, project_id=mx.project_id,
                           secret_key=mx.secret_key)),
-                      receiver=receiver, http=http)
+                      receiver=receiver, http=http,
+                      bkash_admin=BkashSandboxAdmin(sandbox_url, http),
+                      monetix_admin=MonetixSandboxAdmin(monetix_url, http))
 
             if args.warmup:
                 print(f"warm-up: {args.warmup} payments per kind and path ...", flush=True)
@@ -469,6 +486,8 @@ async def bench(args: argparse.Namespace) -> dict:
 
             action_paths = [] if args.no_actions else await count_action_paths(ctx, counter, tag,
                                                                            save_dir)
+            refund_paths = [] if args.no_actions else await count_refund_paths(ctx, counter, tag,
+                                                                           save_dir)
             meta["worker_peak_rss_mib_lifetime"] = {
                 name: procstat.peak_rss_bytes(pids[name]) / 2**20
                 for name in ("payments_worker", "floor_worker")}
@@ -481,7 +500,7 @@ async def bench(args: argparse.Namespace) -> dict:
         await env.shutdown()
     meta["loadavg_after"] = procstat.loadavg()
     result = {"meta": meta, "phases": phases, "ratios": report.ratios(phases),
-              "actions_per_path": action_paths}
+              "actions_per_path": action_paths, "refund_actions_per_path": refund_paths}
     name = f"bench-{stamp}" + (f"-{args.label}" if args.label else "")
     result["files"] = {"json": str(out_dir / f"{name}.json")}
     if not args.no_chart:
@@ -548,11 +567,15 @@ def print_report(result: dict) -> None:
         print("\nBillable actions per payment, counted from real histories (queries from the "
               "client; USD at $50 per million actions):\n")
         print(report.actions_table(result["actions_per_path"]))
+    if result.get("refund_actions_per_path"):
+        print("\nBillable actions per refund path, counted from each refunds ledger's whole history "
+              "(PaymentRefunds, until its window closed; the payment's own actions are above):\n")
+        print(report.actions_table(result["refund_actions_per_path"], unit="refund paths"))
     failures = [p for p in result["phases"] if p["ok"] != p["payments"]]
     for p in failures:
         print(f"\nFAILED: {p['kind']} {p['path']} c={p['concurrency']}: "
               f"{p['payments'] - p['ok']} payment(s): {p['failures']}")
-    for a in result["actions_per_path"]:
+    for a in result["actions_per_path"] + result.get("refund_actions_per_path", []):
         if not a["ok"]:
             print(f"\nFAILED: {a['path']} ended {a['final']}, expected {a['expected']}")
     print(f"\nJSON: {result['files']['json']}")
@@ -563,11 +586,18 @@ def print_report(result: dict) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.phase == "endpoint-cost":
+        from bench.endpoint_cost import run as endpoint_cost
+
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        endpoint_cost(str(Path(args.out) / f"endpoint-cost{'-' + args.label if args.label else ''}.json"))
+        sys.exit(0)
     try:
         result = runtime_exit.run(bench(args))
         print_report(result)
         ok = all(p["ok"] == p["payments"] for p in result["phases"]) and \
-            all(a["ok"] for a in result["actions_per_path"])
+            all(a["ok"] for a in result["actions_per_path"]) and \
+            all(a["ok"] for a in result["refund_actions_per_path"])
         code = 0 if ok else 1
     except Exception:  # noqa: BLE001
         import traceback

@@ -17,6 +17,9 @@ def main() -> int:
                         help="default: one per 10 payments")
     parser.add_argument("--server-restarts", type=int, default=1)
     parser.add_argument("--endpoint-restarts", type=int, default=2)
+    parser.add_argument("--refund-share", type=float, default=0.5,
+                        help="share of the payments meant to end captured / paid that get "
+                             "refunds (default 0.5; 0: no refunds)")
     parser.add_argument("--workdir", default="results/chaos")
     args = parser.parse_args()
     workdir = Path(args.workdir)
@@ -26,7 +29,8 @@ def main() -> int:
     report = runtime_exit.run(run_chaos(
         args.seed, args.count, workdir=workdir,
         worker_kills=args.worker_kills if args.worker_kills is not None else max(1, args.count // 10),
-        server_restarts=args.server_restarts, endpoint_restarts=args.endpoint_restarts))
+        server_restarts=args.server_restarts, endpoint_restarts=args.endpoint_restarts,
+        refund_share=args.refund_share))
     print("\n".join(report.lines()))
     print(f"details: {workdir / 'report.json'}; process logs: {workdir / 'logs'}")
     return 1 if report.violations else 0

@@ -10,20 +10,23 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import secrets
 import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from chaos import refunds
+from chaos.invariants import Invariants, RefundInvariants, check_logs_for_secrets
 from chaos.processes import DevServer, Endpoint, WorkerProcess
+from chaos.refunds import RefundDeck, RefundPlan, drive_refunds
 from embedded import free_port, serve_asgi
 from sandbox.bkash import BkashSandboxConfig
 from sandbox.bkash import create_app as create_bkash_sandbox
@@ -35,10 +38,7 @@ from sandbox.monetix.admin import MonetixSandboxAdmin
 from sandbox.monetix.customer import MonetixBkashCustomer
 from contracts.common import SearchAttribute
 from merchant_client import (
-    payment_result,
     provide_clarification,
-    purchase_result,
-    purchase_state,
     report_service_delivered,
     report_service_failed,
     start_gate_purchase,
@@ -48,9 +48,9 @@ from merchant_client import (
 from merchant_client.calls import KEYS
 from contracts.bkash import BkashPaymentRequest
 from contracts.monetix import MonetixPurchaseRequest
-from contracts.money import format_bdt
 
 PROVIDER_TIMEOUT = 2.0  # short configured timeouts: a lost answer costs seconds, not 30 s
+assert refunds.PROVIDER_TIMEOUT == PROVIDER_TIMEOUT  # the refunds ledgers' provider timeout
 
 # name -> (operation, kind, extra) for the bKash sandbox; matched to the payment's paymentID.
 BKASH_FAULTS: dict[str, tuple[str, str, dict] | None] = {
@@ -96,6 +96,7 @@ class Payment:
     amount_poisha: int = 0  # what the merchant asked for
     started: bool = False
     notes: list[str] = field(default_factory=list)
+    refund: RefundPlan | None = None  # refunds once the payment has ended captured / paid
 
 
 @dataclass
@@ -106,6 +107,7 @@ class Report:
     survived: Counter = field(default_factory=Counter)
     violations: list[str] = field(default_factory=list)
     outcomes: Counter = field(default_factory=Counter)
+    refunds: Counter = field(default_factory=Counter)  # merchant answers, REFUND lines
     seconds: float = 0.0
 
     def lines(self) -> list[str]:
@@ -115,6 +117,8 @@ class Report:
             out.append(f"  {kind:<{width}}  injected {self.injected[kind]:>3}  "
                        f"survived {self.survived[kind]:>3}")
         out.append("  outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())))
+        if self.refunds:
+            out.append("  refunds: " + ", ".join(f"{k} {v}" for k, v in sorted(self.refunds.items())))
         out.append(f"  violations: {len(self.violations)}")
         out.extend(f"    - {v}" for v in self.violations)
         return out
@@ -137,8 +141,11 @@ async def retrying(what: str, fn: Callable[[], Awaitable], *, budget: float = 90
 
 class Chaos:
     def __init__(self, seed: int, count: int, workdir: Path, *, worker_kills: int,
-                 server_restarts: int, endpoint_restarts: int) -> None:
+                 server_restarts: int, endpoint_restarts: int, refund_share: float = 0.0,
+                 refund_kinds: list[str] | None = None) -> None:
         self.rng = random.Random(seed)
+        # Refunds draw from Randoms of their own: the payments' draws stay what they were.
+        self.refund_deck = RefundDeck(seed, refund_share, refund_kinds)
         self.seed, self.count, self.workdir = seed, count, workdir
         self.worker_kills, self.server_restarts = worker_kills, server_restarts
         self.endpoint_restarts = endpoint_restarts
@@ -147,6 +154,8 @@ class Chaos:
         self.task_queue = f"chaos-{seed}-{int(time.time())}"
         self.bkash_cfg = BkashSandboxConfig()
         self.monetix_cfg = MonetixSandboxConfig()
+        # The result links' secret, shared by the worker and the endpoint (one per run).
+        self.link_secret = secrets.token_urlsafe(32)
         # Faults are dealt from shuffled decks, so every kind appears once the run is long enough.
         self._decks: dict[str, list[str]] = {"bkash": [], "monetix": []}
 
@@ -164,32 +173,42 @@ class Chaos:
         logs = self.workdir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         self.server = DevServer(free_port(), free_port(), self.workdir / "temporal.db", logs)
-        await self.server.start()
-        async with serve_asgi(create_bkash_sandbox(self.bkash_cfg)) as bkash_url, \
-                serve_asgi(create_monetix_sandbox(self.monetix_cfg)) as monetix_url, \
-                httpx.AsyncClient(timeout=30) as http, httpx.AsyncClient(timeout=30) as browser:
-            env = self._env(bkash_url, monetix_url)
-            self.endpoint = Endpoint(free_port(), env, logs)
-            self.worker = WorkerProcess({**env, "PAYMENTS_CALLBACK_BASE_URL": ""}, logs)
-            await self.endpoint.start()
-            self.worker.env["PAYMENTS_CALLBACK_BASE_URL"] = self.endpoint.url
-            await self.worker.start()
-            self.client = await Client.connect(self.server.address,
-                                               data_converter=pydantic_data_converter)
-            self.bkash = BkashSandboxAdmin(bkash_url, http)
-            self.monetix = MonetixSandboxAdmin(monetix_url, http)
-            self.bkash_customer = BkashCustomer(browser)
-            self.monetix_customer = MonetixBkashCustomer(browser, monetix_url)
-            try:
+        self.endpoint = self.worker = None
+        try:
+            await self.server.start()
+            async with serve_asgi(create_bkash_sandbox(self.bkash_cfg)) as bkash_url, \
+                    serve_asgi(create_monetix_sandbox(self.monetix_cfg)) as monetix_url, \
+                    httpx.AsyncClient(timeout=30) as http, httpx.AsyncClient(timeout=30) as browser:
+                env = self._env(bkash_url, monetix_url)
+                self.endpoint = Endpoint(free_port(), env, logs)
+                self.worker = WorkerProcess({**env, "PAYMENTS_CALLBACK_BASE_URL": ""}, logs)
+                await self.endpoint.start()
+                self.worker.env["PAYMENTS_CALLBACK_BASE_URL"] = self.endpoint.url
+                await self.worker.start()
+                self.client = await Client.connect(self.server.address,
+                                                   data_converter=pydantic_data_converter)
+                self.bkash = BkashSandboxAdmin(bkash_url, http)
+                self.monetix = MonetixSandboxAdmin(monetix_url, http)
+                self.bkash_customer = BkashCustomer(browser)
+                self.monetix_customer = MonetixBkashCustomer(browser, monetix_url)
                 drivers = [self._drive(self._plan(i)) for i in range(self.count)]
                 await asyncio.gather(self._process_faults(), *drivers)
                 await self._wait_until_all_closed(timedelta(minutes=3))
-                await self._check_invariants()
-            finally:
-                await self.worker.stop()
-                await self.endpoint.stop()
-                await self.server.stop()
-        self._check_logs_for_secrets(logs)
+                invariants = Invariants(self.client, self.bkash, self.monetix, self.report)
+                await invariants.check(self.payments)
+                await RefundInvariants(self.client, self.bkash, self.monetix,
+                                       self.report).check(self.payments)
+                invariants.process_faults_survived()
+        finally:
+            # Whatever started is stopped, a failed start-up included.
+            for process in (self.worker, self.endpoint, self.server):
+                if process is not None:
+                    await process.stop()
+        check_logs_for_secrets(logs, {"bKash app_secret": self.bkash_cfg.app_secret,
+                                      "bKash password": self.bkash_cfg.password,
+                                      "Monetix secret key": self.monetix_cfg.secret_key,
+                                      "result-link secret": self.link_secret},
+                               self.report)
         self.report.seconds = time.monotonic() - started
         return self.report
 
@@ -202,7 +221,8 @@ class Chaos:
                 "MONETIX_PROJECT_ID": str(m.project_id), "MONETIX_SECRET_KEY": m.secret_key,
                 "MONETIX_BASE_URL": monetix_url, "MONETIX_PAYMENT_PAGE_URL": monetix_url,
                 "PAYMENTS_TASK_QUEUE": self.task_queue, "PAYMENTS_CALLBACK_BASE_URL": "http://x",
-                "BKASH_TOKEN_CACHE_FILE": str(self.workdir / "bkash-token.json")}
+                "BKASH_TOKEN_CACHE_FILE": str(self.workdir / "bkash-token.json"),
+                "PAYMENTS_LINK_SECRET": self.link_secret}
 
     def _plan(self, i: int) -> Payment:
         if i % 2 == 0:
@@ -224,6 +244,9 @@ class Chaos:
                         self.rng.choice(MONETIX_CUSTOMER))
             if fault != "monetix: none" and fault != "monetix: sale 5xx after commit":
                 p.customer = "pay"
+        refundable = (p.customer, p.decision) == ("approve", "deliver") if p.kind == "bkash" \
+            else p.customer in ("pay", "pay_more", "omit_account")
+        p.refund = self.refund_deck.plan(i, p.kind, refundable)
         self.payments.append(p)
         self.report.injected[p.fault] += 1
         return p
@@ -237,6 +260,7 @@ class Chaos:
                 await self._drive_monetix(p)
         except Exception as exc:  # noqa: BLE001 - the invariants decide; keep a note
             p.notes.append(f"driver: {type(exc).__name__}: {exc}")
+        await drive_refunds(self, p)
 
     async def _fault(self, admin, p: Payment, faults: dict, match: dict) -> None:
         spec = faults[p.fault]
@@ -361,7 +385,9 @@ class Chaos:
 
     async def _wait_until_all_closed(self, limit: timedelta) -> None:
         deadline = time.monotonic() + limit.total_seconds()
-        query = f'TaskQueue="{self.task_queue}" AND ExecutionStatus="Running"'
+        # Refund ledgers stay open for their window (days): their refunds are checked instead.
+        query = (f'TaskQueue="{self.task_queue}" AND ExecutionStatus="Running" '
+                 'AND WorkflowType!="PaymentRefunds"')
         while time.monotonic() < deadline:
             try:
                 if (await self.client.count_workflows(query)).count == 0:
@@ -373,143 +399,27 @@ class Chaos:
             self.report.violations.append(f"{wf.id} still running {limit} after the last "
                                           "payment was driven (stuck)")
 
-    # -- invariants --------------------------------------------------------------------------
-
-    async def _check_invariants(self) -> None:
-        for p in self.payments:
-            before = len(self.report.violations)
-            if not p.started:
-                self.report.violations.append(f"{p.key}: never started ({'; '.join(p.notes)})")
-            elif p.kind == "bkash":
-                await self._check_bkash(p)
-            else:
-                await self._check_monetix(p)
-            await self._check_history(p)
-            if len(self.report.violations) == before:
-                self.report.survived[p.fault] += 1
-        if not self.report.violations:
-            for kind in self.report.injected:
-                if kind.startswith("process:"):
-                    self.report.survived[kind] = self.report.injected[kind]
-
-    async def _result(self, p: Payment, result):
-        workflow_id = ("bkash-" if p.kind == "bkash" else "monetix-") + p.key
-        try:
-            return await asyncio.wait_for(result(self.client, p.key), 30)
-        except Exception as exc:  # noqa: BLE001
-            self.report.violations.append(f"{workflow_id}: no result ({type(exc).__name__}: {exc})")
-            return None
-
-    async def _check_bkash(self, p: Payment) -> None:
-        res = await self._result(p, payment_result)
-        if res is None:
-            return
-        self.report.outcomes[f"bkash {res.stage.value}"] += 1
-        ledger = await self.bkash.ledger(invoice=p.key)
-        by_payment: dict[str, Counter] = defaultdict(Counter)
-        for entry in ledger:
-            by_payment[entry["payment_id"]][entry["kind"]] += 1
-        v = self.report.violations
-        authorizations = sum(c["AUTHORIZE"] for c in by_payment.values())
-        if authorizations > 1:
-            v.append(f"{p.key}: {authorizations} authorizations for one invoice")
-        for pid, kinds in by_payment.items():
-            if kinds["CAPTURE"] > 1:
-                v.append(f"{p.key}/{pid}: captured {kinds['CAPTURE']} times")
-            if kinds["VOID"] > 1:
-                v.append(f"{p.key}/{pid}: voided {kinds['VOID']} times")
-            if kinds["CAPTURE"] and kinds["VOID"]:
-                v.append(f"{p.key}/{pid}: both captured and voided")
-            if kinds["AUTHORIZE"] and not (kinds["CAPTURE"] or kinds["VOID"] or kinds["EXPIRE"]):
-                v.append(f"{p.key}/{pid}: authorization left held (workflow ended {res.stage.value})")
-        mine = by_payment.get(res.payment_id or "", Counter())
-        stage = res.stage.value
-        if stage == "CAPTURED" and mine["CAPTURE"] != 1:
-            v.append(f"{p.key}: workflow says CAPTURED, ledger has {dict(mine)}")
-        if stage == "VOIDED" and not (mine["VOID"] or mine["EXPIRE"]):
-            v.append(f"{p.key}: workflow says VOIDED, ledger has {dict(mine)}")
-        if stage in ("DECLINED", "CANCELLED", "EXPIRED", "FAILED") and authorizations:
-            v.append(f"{p.key}: workflow ended {stage} but money moved: {ledger}")
-        v.extend(bkash_amount_violations(p, ledger))
-
-    async def _check_monetix(self, p: Payment) -> None:
-        res = await self._result(p, purchase_result)
-        if res is None:
-            return
-        self.report.outcomes[f"monetix {res.outcome.value}"] += 1
-        v = self.report.violations
-        try:
-            view = await self.monetix.payment(p.key)
-        except Exception:  # noqa: BLE001 - the sale never reached the platform
-            view = None
-        settled = [e for e in await self.monetix.ledger(payment_id=p.key) if e["kind"] == "SETTLED"]
-        platform = view["status"] if view else None
-        if view and view["requested_amount"] != p.amount_poisha:
-            v.append(f"{p.key}: the sale asked Monetix for {view['requested_amount']}, but the "
-                     f"merchant requested {p.amount_poisha}")
-        if res.outcome.value == "SUCCESS":
-            if platform != "success" or len(settled) != 1:
-                v.append(f"{p.key}: workflow SUCCESS, platform {platform}, settled {settled}")
-            elif res.paid_poisha != settled[0]["amount"] or res.paid_poisha != view["paid_amount"]:
-                v.append(f"{p.key}: paid {res.paid_poisha} but the platform settled "
-                         f"{settled[0]['amount']}")
-        elif res.outcome.value == "DECLINED":
-            if platform not in (None, "decline", "error") or settled:
-                v.append(f"{p.key}: workflow DECLINED, platform {platform}, settled {settled}")
-        elif settled:
-            v.append(f"{p.key}: workflow {res.outcome.value} but the platform settled {settled}")
-        if view:
-            sent = Counter(c["transaction_id"] for c in view["clarifications"] if c["transaction_id"])
-            for trx, n in sent.items():
-                if n > 1:
-                    v.append(f"{p.key}: clarification sent {n} times for transaction {trx}")
-            state = await purchase_state(self.client, p.key)
-            statuses = {c["status"] for c in view["callbacks"]}
-            if state.callbacks_applied > len(statuses):
-                v.append(f"{p.key}: {state.callbacks_applied} callbacks applied for "
-                         f"{len(statuses)} distinct callbacks")
-
-    async def _check_history(self, p: Payment) -> None:
-        workflow_id = ("bkash-" if p.kind == "bkash" else "monetix-") + p.key
-        try:
-            history = await self.client.get_workflow_handle(workflow_id).fetch_history()
-        except Exception:  # noqa: BLE001
-            return
-        for event in history.events:
-            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
-                cause = event.workflow_task_failed_event_attributes.failure.message
-                if "nondetermin" in cause.lower():
-                    self.report.violations.append(f"{workflow_id}: non-determinism: {cause}")
-
-    def _check_logs_for_secrets(self, logs: Path) -> None:
-        secrets = {"bKash app_secret": self.bkash_cfg.app_secret,
-                   "bKash password": self.bkash_cfg.password,
-                   "Monetix secret key": self.monetix_cfg.secret_key}
-        for path in logs.glob("*.log"):
-            text = path.read_text(errors="replace")
-            for name, value in secrets.items():
-                if value in text:
-                    self.report.violations.append(f"the {name} appears in {path.name}")
-
-
-def bkash_amount_violations(p: Payment, ledger: list[dict]) -> list[str]:
-    """Every movement of the invoice's money at bKash is of the amount the merchant asked for: this
-    lifecycle authorizes the invoice amount and captures, voids or lets expire all of it."""
-    return [f"{p.key}/{e['payment_id']}: {e['kind']} of {e['amount']} BDT, but the merchant "
-            f"requested {format_bdt(p.amount_poisha)} BDT"
-            for e in ledger if e["kind"] in ("AUTHORIZE", "CAPTURE", "VOID", "EXPIRE")
-            and e["amount_poisha"] != p.amount_poisha]
-
-
 async def run_chaos(seed: int, count: int, *, workdir: Path | None = None, worker_kills: int = 3,
-                    server_restarts: int = 1, endpoint_restarts: int = 1) -> Report:
+                    server_restarts: int = 1, endpoint_restarts: int = 1,
+                    refund_share: float = 0.5, refund_kinds: list[str] | None = None) -> Report:
+    """``refund_share``: the share of payments meant to end captured / paid that get refunds
+    (0: no refunds, the run as it was before refunds); ``refund_kinds``: deal only these
+    (``chaos.refunds.BKASH_REFUND_KINDS`` / ``MONETIX_REFUND_KINDS``; default all)."""
     workdir = workdir or Path(tempfile.mkdtemp(prefix="chaos-"))
     chaos = Chaos(seed, count, workdir, worker_kills=worker_kills,
-                  server_restarts=server_restarts, endpoint_restarts=endpoint_restarts)
+                  server_restarts=server_restarts, endpoint_restarts=endpoint_restarts,
+                  refund_share=refund_share, refund_kinds=refund_kinds)
     report = await chaos.run()
     (workdir / "report.json").write_text(json.dumps({
         "seed": seed, "count": count, "seconds": report.seconds,
         "injected": report.injected, "survived": report.survived,
         "outcomes": report.outcomes, "violations": report.violations,
-        "notes": {p.key: p.notes for p in chaos.payments if p.notes}}, indent=2))
+        "refunds": report.refunds,
+        "notes": {p.key: p.notes for p in chaos.payments if p.notes},
+        "refund_plans": {p.key: {"kind": p.refund.kind, "captured_poisha": p.refund.captured_poisha,
+                                 "notes": p.refund.notes,
+                                 "steps": [{"refund_id": s.refund_id, "amount_poisha": s.amount_poisha,
+                                            "expect": s.expect, "outcome": s.outcome,
+                                            "detail": s.detail} for s in p.refund.steps]}
+                         for p in chaos.payments if p.refund and p.refund.executed}}, indent=2))
     return report

@@ -25,6 +25,8 @@ class Managed:
         self.proc: asyncio.subprocess.Process | None = None
         self.kills = 0
         self.restarts = 0
+        # One restart at a time: the run's random kills and a refund's targeted kill may meet.
+        self._restarting = asyncio.Lock()
 
     async def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
@@ -47,11 +49,12 @@ class Managed:
             await self.proc.wait()
 
     async def restart(self, down_for: float = 0.0) -> None:
-        self.kill9()
-        await self.wait_dead()
-        await asyncio.sleep(down_for)
-        self.restarts += 1
-        await self.start()
+        async with self._restarting:
+            self.kill9()
+            await self.wait_dead()
+            await asyncio.sleep(down_for)
+            self.restarts += 1
+            await self.start()
 
     async def stop(self) -> None:
         if self.proc and self.proc.returncode is None:
@@ -71,7 +74,7 @@ class DevServer(Managed):
                 "--port", str(port), "--ui-port", str(ui_port), "--db-filename", str(db_file),
                 "--log-level", "error"]
         for name in SearchAttribute:
-            argv += ["--search-attribute", f"{name.value}=Keyword"]
+            argv += ["--search-attribute", f"{name.value}={name.kind}"]
         super().__init__("temporal", argv, {}, log_dir)
         self.address = f"127.0.0.1:{port}"
 

@@ -6,6 +6,9 @@ without breaking replay. Money is integer poisha.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
 import unicodedata
 from datetime import timedelta
@@ -215,12 +218,26 @@ class BrowserReturnStatus(StrEnum):
     CANCEL = "cancel"
 
 
+class SignatureRule(StrEnum):
+    """What a redirect ``signature`` that is not the one in the create answer means. No public
+    source says the two are equal (reference §5: the signature is opaque), so by default nothing
+    rests on it."""
+
+    # Refused, as before: right only if bKash's redirect always repeats the create answer's value.
+    STRICT = "strict"
+    # success still triggers the one execute (bKash decides: before approval it fails harmlessly
+    # with 2056/2060); cancel/failure is recorded and ends nothing (the window and execute decide).
+    ADVISORY = "advisory"
+
+
 class BrowserReturn(Model):
     """The customer's browser coming back from bKash's page (carried by the merchant endpoint)."""
 
     payment_id: str
     status: BrowserReturnStatus
     signature: str | None = None
+    # The endpoint's PAYMENTS_BKASH_REDIRECT_SIGNATURE; an endpoint older than the rule sends none.
+    signature_rule: SignatureRule = SignatureRule.ADVISORY
 
 
 class ReturnOutcome(Model):
@@ -229,6 +246,40 @@ class ReturnOutcome(Model):
     # Set when bKash needs the customer to approve again (a new payment was created).
     bkash_url: str | None = None
     detail: str = ""
+    # What the customer's result page shows besides the outcome.
+    amount_poisha: int | None = None
+
+
+class BkashView(Model):
+    """A payment as the endpoint's result page shows it (from the state query or the result)."""
+
+    stage: BkashStage
+    amount_poisha: int
+    payment_id: str | None = None
+    previous_payment_ids: list[str] = []
+
+
+# The token of a payment's result links ---------------------------------------------------------
+#
+# The callbackURL given to bKash ends in /<token>: HMAC-SHA256 of the workflow id under the
+# endpoint's PAYMENTS_LINK_SECRET, truncated to 128 bits, base64url without padding. Nothing is
+# stored: the endpoint recomputes it. Only the create_payment activity (worker) and the endpoint
+# compute it; it is never in a workflow input, result or history.
+
+RETURN_TOKEN_BYTES = 16
+RETURN_TOKEN_LENGTH = 22  # base64url of 16 bytes, unpadded
+_TOKEN_PURPOSE = b"bkash-result-link\x00"
+
+
+def return_link_token(secret: bytes, workflow_id: str) -> str:
+    digest = hmac.new(secret, _TOKEN_PURPOSE + workflow_id.encode("utf-8", "replace"),
+                      hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:RETURN_TOKEN_BYTES]).rstrip(b"=").decode("ascii")
+
+
+def is_return_link_token(token: str, secret: bytes, workflow_id: str) -> bool:
+    return len(token) == RETURN_TOKEN_LENGTH and hmac.compare_digest(
+        token.encode("ascii", "replace"), return_link_token(secret, workflow_id).encode("ascii"))
 
 
 class ServiceDecision(StrEnum):

@@ -31,6 +31,12 @@ class SearchAttribute(StrEnum):
     PAYMENT_STAGE = "PaymentStage"
     MERCHANT_INVOICE = "MerchantInvoice"
     PROVIDER_PAYMENT_ID = "ProviderPaymentId"
+    REFUNDED_POISHA = "RefundedPoisha"  # a refunds workflow's refunded total (Int)
+
+    @property
+    def kind(self) -> str:
+        """The Temporal search-attribute type: Keyword, except the refunded total (Int)."""
+        return "Int" if self is SearchAttribute.REFUNDED_POISHA else "Keyword"
 
 
 class Provider(StrEnum):

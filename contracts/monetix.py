@@ -69,6 +69,7 @@ class MonetixErrorKind(StrEnum):
     INVALID_REQUEST = "MonetixInvalidRequest"
     REQUEST_REJECTED = "MonetixRequestRejected"
     DUPLICATE_PAYMENT = "MonetixDuplicatePayment"
+    DUPLICATE_REFUND = "MonetixDuplicateRefund"
     PAYMENT_NOT_FOUND = "MonetixPaymentNotFound"
     RESULT_UNKNOWN = "MonetixResultUnknown"
     BAD_SIGNATURE = "MonetixBadSignature"
@@ -80,6 +81,11 @@ class MonetixErrorKind(StrEnum):
 class _PurchaseRequest(Model):
     callback_base_url: str
     provider_timeout: timedelta = timedelta(seconds=30)
+    # The Monetix project the purchase is made in. Workflow ids carry only the payment_id, which two
+    # projects of one merchant may share; an endpoint serving several projects names each callback's
+    # project, and a purchase takes only its own project's (None: a purchase of the endpoint's one
+    # project, as every purchase started before this field was).
+    project_id: int | None = Field(default=None, gt=0)
 
     @field_validator("callback_base_url")
     @classmethod
@@ -141,6 +147,8 @@ class MonetixCallbackEvent(Model):
 
     status: MonetixStatus
     clarification_fields: dict[str, Any] | None = None
+    # The callback's project, set by an endpoint that serves several (see _PurchaseRequest.project_id).
+    project_id: int | None = None
 
     @property
     def payment_id(self) -> str:
@@ -149,9 +157,11 @@ class MonetixCallbackEvent(Model):
     @property
     def update_id(self) -> str:
         # §4.1: the same callback can arrive more than once; process idempotently keyed by
-        # (payment.id, operation.id, operation.status).
+        # (payment.id, operation.id, operation.status) — and the project when one is named, so that
+        # another project's callback is never absorbed as a repeat of this one's.
         op = self.status.operations[-1] if self.status.operations else None
-        return (f"callback-{(op and op.id) or '-'}-{(op and op.type) or '-'}-"
+        project = f"{self.project_id}-" if self.project_id is not None else ""
+        return (f"callback-{project}{(op and op.id) or '-'}-{(op and op.type) or '-'}-"
                 f"{(op and op.status) or self.status.status}-{self.status.status}")
 
 

@@ -30,6 +30,8 @@ FINAL_PAYMENT_STATUSES = frozenset(
 CODE_PAYMENT_ID_EXISTS = "3041"  # a sale for a payment_id already registered
 CODE_TRANSACTION_NOT_FOUND = "3061"  # no payment with this payment_id: never registered
 SUCCESS = "success"
+REFUNDED = ("refunded", "partially refunded")  # a purchase's status after refunds (§3.6)
+REFUND_OPERATION = "refund"  # operation.type of a refund's callback
 AWAITING_CLARIFICATION = "awaiting clarification"
 AWAITING_CUSTOMER = ("awaiting customer", "awaiting customer action")
 

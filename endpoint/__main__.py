@@ -1,8 +1,9 @@
 """Run the merchant endpoint: `python -m endpoint --host 0.0.0.0 --port 8080`.
 
 Connects to Temporal with temporalio.envconfig (TEMPORAL_ADDRESS, ...); PAYMENTS_RESULT_PAGE_URL,
-when set, is where customers land after bKash (with ?payment=&outcome=&paymentID=).
+when set, is where customers land after bKash (with ?payment=&outcome=&amount=&paymentID=).
 MONETIX_PROJECT_ID and MONETIX_SECRET_KEY let it verify Monetix callbacks (refused without them).
+PAYMENTS_LINK_SECRET (required, the worker's too) checks the token of customers' result links.
 """
 
 import argparse
@@ -17,6 +18,8 @@ import runtime_exit
 from merchant_client import connect
 from config import load_endpoint_settings
 from endpoint.app import create_app
+from endpoint.bkash_returns import ResultLinks
+from endpoint.limits import MAX_CONNECTIONS, count_server_refusals, server_settings
 
 log = logging.getLogger("endpoint")
 
@@ -32,14 +35,19 @@ def monetix_projects(settings) -> dict[int, str]:
     return {project: key.get_secret_value() for project, key in settings.monetix_projects.items()}
 
 
-async def main(host: str, port: int) -> None:
+async def main(host: str, port: int, max_connections: int = MAX_CONNECTIONS) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Only the Temporal connection and the Monetix verification keys: no bKash secret here.
+    # The Temporal connection, the link secret and the Monetix verification keys: no bKash secret.
     settings = load_endpoint_settings()
     projects = monetix_projects(settings)
     client = await connect()
-    app = create_app(client, result_page_url=settings.result_page_url, monetix_projects=projects)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=False))
+    app = create_app(client, result_page_url=settings.result_page_url, monetix_projects=projects,
+                     links=ResultLinks.from_settings(settings), signature_rule=settings.redirect_signature_rule)
+    # Bounds on what one client can hold: connections, idle keep-alive, the request head's size and
+    # time to arrive (endpoint/limits.py); uvicorn's per-request warnings become aggregate counts.
+    count_server_refusals()
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=False,
+                                           **server_settings(limit_concurrency=max_connections)))
     # SIGINT/SIGTERM drain in-flight callbacks (answered before exit), then the process exits 0;
     # uvicorn's own signal capture would re-raise the signal after shutdown and kill the process.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
@@ -59,5 +67,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="merchant endpoint (bKash returns, callbacks)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--max-connections", type=int, default=MAX_CONNECTIONS,
+                        help="connections plus requests in progress before new ones get 503 "
+                             f"(default {MAX_CONNECTIONS})")
     args = parser.parse_args()
-    runtime_exit.run(main(args.host, args.port))
+    runtime_exit.run(main(args.host, args.port, args.max_connections))

@@ -18,6 +18,7 @@ from merchant_client.bkash import (
 )
 from merchant_client.connection import ClientSettings, PaymentError, connect, load_client_settings
 from merchant_client.listing import list_payments
+from merchant_client.refunds import refund, refunds
 from merchant_client.monetix import (
     provide_clarification,
     purchase_result,
@@ -31,7 +32,8 @@ from merchant_client.monetix import (
 __all__ = [
     "ClientSettings", "PaymentError", "bkash_view", "connect", "list_payments",
     "load_client_settings", "payment_result", "payment_state", "provide_clarification",
-    "purchase_result", "purchase_state", "report_service_delivered", "report_service_failed",
+    "purchase_result", "purchase_state", "refund", "refunds", "report_service_delivered",
+    "report_service_failed",
     "send_customer_return", "send_provider_callback", "start_gate_purchase", "start_payment",
     "start_payment_page_purchase", "submit_transaction_id",
 ]

@@ -14,6 +14,7 @@ from contracts.bkash import (
     BkashPaymentResult,
     BkashPaymentState,
     BkashStage,
+    BkashView,
     BrowserReturn,
     ReturnOutcome,
     ServiceDecisionAck,
@@ -89,10 +90,9 @@ async def send_customer_return(client: Client, workflow_id: str, ret: BrowserRet
         BkashOp.CUSTOMER_RETURNED, ret, id=update_id, result_type=ReturnOutcome)
 
 
-async def bkash_view(client: Client,
-                     workflow_id: str) -> tuple[BkashStage, str | None, list[str]] | None:
-    """(stage, paymentID, earlier paymentIDs) of a running or finished bKash payment; None when
-    there is no bKash payment with this workflow id."""
+async def bkash_view(client: Client, workflow_id: str) -> BkashView | None:
+    """Stage, amount and paymentIDs of a running or finished bKash payment; None when there is no
+    bKash payment with this workflow id."""
     handle = client.get_workflow_handle(workflow_id)
     try:
         desc = await handle.describe()
@@ -107,6 +107,9 @@ async def bkash_view(client: Client,
         # not a payment outcome). Its last state is what there is; a closed workflow answers a
         # query by replaying its history.
         state = await handle.query(BkashOp.STATE, result_type=BkashPaymentState)
-        return state.stage, state.payment_id, state.previous_payment_ids
-    result = await handle.result(result_type=BkashPaymentResult)
-    return result.stage, result.payment_id, []
+        return BkashView(stage=state.stage, amount_poisha=state.amount_poisha,
+                         payment_id=state.payment_id,
+                         previous_payment_ids=state.previous_payment_ids)
+    result = await client.get_workflow_handle(workflow_id, result_type=BkashPaymentResult).result()
+    return BkashView(stage=result.stage, amount_poisha=result.amount_poisha,
+                     payment_id=result.payment_id)

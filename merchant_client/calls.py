@@ -25,12 +25,13 @@ from contracts.common import Model, SearchAttribute
 from contracts.money import format_bdt
 from merchant_client.connection import PaymentError, explain_rpc_error
 
-KEYS = {a: SearchAttributeKey.for_keyword(a.value) for a in SearchAttribute}
+KEYS = {a: (SearchAttributeKey.for_int(a.value) if a.kind == "Int"
+            else SearchAttributeKey.for_keyword(a.value)) for a in SearchAttribute}
 # What a namespace must have registered (the dev server: start_local(search_attributes=...)).
 SEARCH_ATTRIBUTE_KEYS = list(KEYS.values())
 
 
-def attributes(**values: str) -> TypedSearchAttributes:
+def attributes(**values: str | int) -> TypedSearchAttributes:
     """``attributes(PAYMENT_STAGE="SALE", ...)``: keyword search attributes by contract name."""
     return TypedSearchAttributes([SearchAttributePair(KEYS[SearchAttribute[k]], v)
                                   for k, v in values.items()])

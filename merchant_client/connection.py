@@ -80,9 +80,12 @@ def explain_rpc_error(err: RPCError, what: str,
 
 
 def register_search_attributes_command(namespace: str = "default") -> str:
-    names = " ".join(f"--name {a.value}" for a in SearchAttribute)
-    return (f"temporal operator search-attribute create --namespace {namespace} {names} "
-            "--type Keyword")
+    commands = []
+    for kind in sorted({a.kind for a in SearchAttribute}):
+        names = " ".join(f"--name {a.value}" for a in SearchAttribute if a.kind == kind)
+        commands.append(f"temporal operator search-attribute create --namespace {namespace} "
+                        f"{names} --type {kind}")
+    return " && ".join(commands)
 
 
 def _first_line(err: Exception) -> str:

@@ -27,6 +27,8 @@ from contracts.monetix import (
     workflow_id_for_payment,
 )
 from contracts.monetix_requests import check_payment_id, clarification_problems
+from contracts.monetix_status import REFUND_OPERATION
+from contracts.refunds import refunds_workflow_id
 from merchant_client import calls
 from merchant_client.connection import PaymentError
 
@@ -117,9 +119,18 @@ async def purchase_result(client: Client, payment_id: str) -> MonetixPurchaseRes
                               what=f"Monetix purchase {payment_id}")
 
 
+def callback_workflow_id(event: MonetixCallbackEvent) -> str:
+    """Where a verified callback goes: a refund's result (``operation.type = "refund"``) to the
+    payment's refunds ledger, everything else to the purchase."""
+    op = event.status.operations[-1] if event.status.operations else None
+    if op is not None and op.type == REFUND_OPERATION:
+        return refunds_workflow_id(Provider.MONETIX, event.payment_id)
+    return workflow_id_for_payment(event.payment_id)
+
+
 async def send_provider_callback(client: Client, event: MonetixCallbackEvent) -> CallbackAck:
     """A verified Monetix callback (the endpoint's call); Temporal's errors are raised as they are,
     so the endpoint can answer 5xx and Monetix re-sends."""
-    handle = client.get_workflow_handle(workflow_id_for_payment(event.payment_id))
+    handle = client.get_workflow_handle(callback_workflow_id(event))
     return await handle.execute_update(MonetixOp.PROVIDER_CALLBACK, event, id=event.update_id,
                                        result_type=CallbackAck)

@@ -13,12 +13,20 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from contracts.bkash import BkashErrorKind
+from contracts.refunds import RefundErrorKind
 from providers.bkash_codes import (
     ALREADY_SETTLED_CODES,
     CUSTOMER_DECLINE_CODES,
     INVALID_STATE_CODES,
     MERCHANT_CONFIG_CODES,
     MERCHANT_CONFIG_FIXES,
+    REFUND_ALREADY_REFUNDED_CODES,
+    REFUND_MERCHANT_CONFIG_FIXES,
+    REFUND_NOT_REFUNDABLE_CODES,
+    REFUND_OVER_LIMIT_CODES,
+    REFUND_RETRYABLE_CODES,
+    REFUND_WHAT_TO_DO,
+    REFUND_WINDOW_CODES,
     RETRYABLE_CODES,
     STATUS_SUCCESS,
 )
@@ -34,6 +42,9 @@ __all__ = [
     "BkashError", "BkashInvalidState", "BkashMerchantConfigError", "BkashNoResponse",
     "BkashRetryableError", "BkashTokenRateLimited", "BkashUnexpectedResponse", "classify",
     "json_object", "raise_for_business_error",
+    "REFUND_KINDS", "BkashRefundAlreadyRefunded", "BkashRefundMerchantConfig",
+    "BkashRefundNotRefundable", "BkashRefundOverLimit", "BkashRefundWindowPassed",
+    "classify_refund", "raise_for_refund_error",
 ]
 
 
@@ -158,3 +169,98 @@ def raise_for_business_error(data: dict[str, Any], operation: str,
     if str(code) != STATUS_SUCCESS or "errorCode" in data:
         message = str(data.get("statusMessage") or data.get("errorMessage") or "")
         raise classify(operation, str(code), message, payment_id)
+
+
+# --- Refunds ---------------------------------------------------------------------------------
+# A refund refusal is final for that refund: its kind is the refunds contract's RefundErrorKind,
+# which the refund workflow's retry policy lists as non-retryable.
+
+class BkashRefundOverLimit(BkashError):
+    """2072/2026: more than bKash still holds refundable for the transaction."""
+
+    kind: str = RefundErrorKind.OVER_LIMIT
+
+
+class BkashRefundWindowPassed(BkashError):
+    """2071: the transaction is older than bKash's refund window."""
+
+    kind: str = RefundErrorKind.WINDOW_PASSED
+
+
+class BkashRefundAlreadyRefunded(BkashError):
+    """2034: bKash says the transaction was already reversed; nothing is left."""
+
+    kind: str = RefundErrorKind.ALREADY_REFUNDED
+
+
+class BkashRefundNotRefundable(BkashError):
+    """2074/2127 (and 2056/2069): bKash does not hold the transaction as a refundable one."""
+
+    kind: str = RefundErrorKind.NOT_REFUNDABLE
+
+
+class BkashRefundMerchantConfig(BkashMerchantConfigError):
+    """sku, reason, trxID, paymentID or the account's permissions: fix, then refund again."""
+
+    kind: str = RefundErrorKind.MERCHANT_CONFIG
+
+
+REFUND_KINDS = tuple(c.kind for c in (BkashRefundOverLimit, BkashRefundWindowPassed,
+                                      BkashRefundAlreadyRefunded, BkashRefundNotRefundable,
+                                      BkashRefundMerchantConfig))
+
+_REFUND_CLASSES: tuple[tuple[frozenset[str], type[BkashError]], ...] = (
+    (REFUND_OVER_LIMIT_CODES, BkashRefundOverLimit),
+    (REFUND_WINDOW_CODES, BkashRefundWindowPassed),
+    (REFUND_ALREADY_REFUNDED_CODES, BkashRefundAlreadyRefunded),
+    (REFUND_NOT_REFUNDABLE_CODES, BkashRefundNotRefundable),
+)
+# v2's error envelope carries the code as externalCode and/or internalCode ([3P] TS clients read
+# ``externalCode || internalCode``); v1's as statusCode or errorCode.
+_REFUND_CODE_FIELDS = ("statusCode", "errorCode", "externalCode", "internalCode")
+_REFUND_MESSAGE_FIELDS = ("errorMessageEn", "statusMessage", "errorMessage")
+_REFUND_ANSWER_FIELDS = ("refundTrxID", "refundTrxId", "refundTransactions", "originalTrxID",
+                         "originalTrxId")
+
+
+def classify_refund(operation: str, code: str, message: str,
+                    payment_id: str | None = None) -> BkashError:
+    """A refund or refund-status error code as the typed error the refund caller handles."""
+    code = str(code).strip()
+    if code in REFUND_RETRYABLE_CODES:
+        return BkashRetryableError(operation, message, code=code, payment_id=payment_id)
+    for codes, cls in _REFUND_CLASSES:
+        if code in codes:
+            return cls(operation, f"{message} ({REFUND_WHAT_TO_DO[code]})".strip(), code=code,
+                       payment_id=payment_id)
+    fix = REFUND_MERCHANT_CONFIG_FIXES.get(code) or MERCHANT_CONFIG_FIXES.get(code)
+    if fix:
+        return BkashRefundMerchantConfig(operation, f"{message} ({fix})".strip(), code=code,
+                                         payment_id=payment_id)
+    return BkashUnexpectedResponse(operation, message or "undocumented error", code=code,
+                                   payment_id=payment_id)
+
+
+def _known_refund_code(code: str) -> bool:
+    return code in REFUND_RETRYABLE_CODES or code in REFUND_MERCHANT_CONFIG_FIXES \
+        or code in MERCHANT_CONFIG_FIXES or any(code in codes for codes, _ in _REFUND_CLASSES)
+
+
+def raise_for_refund_error(data: dict[str, Any], operation: str, payment_id: str | None) -> None:
+    """Refund answers come in three envelopes: the usual statusCode/statusMessage, the refund
+    envelope errorCode/errorMessageEn/errorMessageBn (production.md §1), and v2's
+    internalCode/externalCode/errorMessageEn/errorMessageBn (bkash-api.md §9). v2's success answer
+    carries no statusCode at all, so an answer without any code is a success; its shape is then
+    checked by the caller's model."""
+    codes = [str(data[f]).strip() for f in _REFUND_CODE_FIELDS
+             if data.get(f) not in (None, "") and not (f == "statusCode"
+                                                       and str(data[f]) == STATUS_SUCCESS)]
+    if not codes:
+        if "message" in data and not any(k in data for k in _REFUND_ANSWER_FIELDS):
+            # gateway text, not bKash's answer (§2.2)
+            raise BkashNoResponse(operation, "gateway answered without a bKash status",
+                                  payment_id=payment_id)
+        return
+    code = next((c for c in codes if _known_refund_code(c)), codes[0])
+    message = next((str(data[f]) for f in _REFUND_MESSAGE_FIELDS if data.get(f)), "")
+    raise classify_refund(operation, code, message, payment_id)

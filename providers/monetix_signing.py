@@ -2,7 +2,9 @@
 
 One implementation shared by the Gate client, the merchant callback endpoint and the Monetix sandbox,
 so that all three agree byte for byte. The algorithm is reference §2.1; the edge cases are §2.2;
-the only real ambiguity (ordering of numeric path segments ≥ 10) is §2.3.
+the only real ambiguity, the order of the lines (the SDKs sort by path, naturally, or by whole line),
+is §2.3. Verification facing the internet is bounded (``Bounds``, ``CALLBACK_BOUNDS``): see
+``authenticate``.
 
 Pure standard library (plus an optional pydantic ``SecretStr`` for the key): no I/O, no Temporal.
 """
@@ -16,21 +18,31 @@ import hmac
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any, Literal
 
 __all__ = [
+    "CALLBACK_BOUNDS",
+    "Bounds",
+    "Meter",
     "Order",
     "RawNumber",
+    "Refused",
+    "authenticate",
     "extract_signature",
     "loads",
+    "plausible_signature",
     "sign",
     "sign_request",
     "signing_string",
     "verify",
 ]
 
-Order = Literal["byte", "natural"]
+Order = Literal["byte", "natural", "line"]
+# verify() tries every order some SDK uses (§2.3); identical orderings are compared once.
+_VERIFY_ORDERS: tuple[Order, ...] = ("byte", "natural", "line")
 
 # §2.1: `frame_mode` is a Payment Page display switch that every SDK leaves out of the signature.
 _IGNORED_KEY = "frame_mode"
@@ -94,23 +106,27 @@ def loads(text: str | bytes) -> Any:
 
 
 def _check_signable(data: Any) -> None:
-    # Iterative, so that checking the depth cannot itself hit the recursion limit.
-    stack: list[tuple[Any, int]] = [(data, 0)]
+    # Iterative, so that checking the depth cannot itself hit the recursion limit; only containers
+    # are stacked, so the check holds no more than one entry per container in memory.
+    if isinstance(data, str) and _LONE_SURROGATE.search(data):
+        raise ValueError("JSON text with a lone UTF-16 surrogate escape cannot be signed")
+    stack: list[tuple[Any, int]] = [(data, 0)] if isinstance(data, (dict, list)) else []
     while stack:
         value, depth = stack.pop()
+        if depth >= MAX_DEPTH:
+            raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels cannot be signed")
         if isinstance(value, dict):
-            if depth >= MAX_DEPTH:
-                raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels cannot be signed")
-            for key, item in value.items():
+            for key in value:
                 if _LONE_SURROGATE.search(key):
                     raise ValueError("JSON text with a lone UTF-16 surrogate escape cannot be signed")
+            items = value.values()
+        else:
+            items = value
+        for item in items:
+            if isinstance(item, (dict, list)):
                 stack.append((item, depth + 1))
-        elif isinstance(value, list):
-            if depth >= MAX_DEPTH:
-                raise ValueError(f"JSON nested deeper than {MAX_DEPTH} levels cannot be signed")
-            stack.extend((item, depth + 1) for item in value)
-        elif isinstance(value, str) and _LONE_SURROGATE.search(value):
-            raise ValueError("JSON text with a lone UTF-16 surrogate escape cannot be signed")
+            elif isinstance(item, str) and _LONE_SURROGATE.search(item):
+                raise ValueError("JSON text with a lone UTF-16 surrogate escape cannot be signed")
 
 
 def _render(value: Any, path: str) -> str:
@@ -136,62 +152,179 @@ def _render(value: Any, path: str) -> str:
     )
 
 
-def _walk(obj: Mapping[Any, Any] | Sequence[Any], prefix: str) -> Iterator[tuple[str, str]]:
-    items: Iterator[tuple[str, Any]]
+# -- bounds: what a verifier facing the internet refuses before any signing work ----------------
+
+@dataclass(frozen=True)
+class Bounds:
+    """Limits on the shape of a body to verify, checked while it is flattened, before any HMAC.
+
+    A signing string repeats every key's full path on every leaf below it, so its size is not the
+    body's: one long key above a long array made a 50 KB body into hundreds of MB of lines (issue 9).
+    Counts are in characters of the flattened ``path:value`` lines (``signed_chars`` includes the ';').
+    """
+
+    depth: int  # path segments of the deepest leaf
+    leaves: int  # path:value lines
+    key_chars: int  # one key, after ':' doubling
+    value_chars: int  # one rendered leaf value
+    signed_chars: int  # the whole signing string
+
+    def for_body(self, body_bytes: int) -> Bounds:
+        """These bounds, with the signing string held to about twice the body: real callbacks
+        flatten to 0.3-1.2 times their JSON size (every vector of §2.4); only prefix repetition
+        exceeds that."""
+        return replace(self, signed_chars=min(self.signed_chars, 2 * body_bytes + 1024))
+
+
+# What a Monetix callback needs, with wide margins (§4.1 field inventory, the §2.4 callback vectors,
+# sandbox/monetix/callbacks.py): the deepest real leaf has 3-5 segments (`operation:provider:id`,
+# `errors:0:description:1:description1`), a callback 10-40 leaves, the longest key 25 characters
+# (`is_new_attempts_available`), the longest value ~100 (`operation.request_id`, tokens; a 3-D Secure
+# `acs.pa_req` a few KB). 16 segments, 1000 leaves, 128-character keys and 16 KiB values are 3-25
+# times that; the signing-string cap keeps the work linear in the body whatever the shape.
+CALLBACK_BOUNDS = Bounds(depth=16, leaves=1000, key_chars=128, value_chars=16 * 1024,
+                         signed_chars=2 * 64 * 1024 + 1024)
+
+
+class Refused(ValueError):
+    """Why a body was not verified. ``reason`` is one of the fixed phrases below (safe to count and
+    log: never sender text); ``str()`` adds the bound that was crossed."""
+
+    MISSING_SIGNATURE = "missing signature"
+    MALFORMED_SIGNATURE = "malformed signature"
+    NOT_AN_OBJECT = "not a JSON object"
+    TOO_DEEP = "nested too deep"
+    TOO_MANY_LEAVES = "too many fields"
+    KEY_TOO_LONG = "key too long"
+    VALUE_TOO_LONG = "value too long"
+    TOO_LARGE_TO_SIGN = "signing string too large"
+    BAD_SIGNATURE = "bad signature"
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}{f' ({detail})' if detail else ''}")
+        self.reason = reason
+
+
+@dataclass
+class Meter:
+    """The work one signing or verification did, for tests and the bench (never timed)."""
+
+    nodes: int = 0  # keys and array items visited
+    leaves: int = 0  # path:value lines built
+    line_chars: int = 0  # characters of those lines
+    hashed_bytes: int = 0  # bytes fed to HMAC, over every order tried
+    macs: int = 0  # HMACs computed
+
+
+# -- flattening ---------------------------------------------------------------------------------
+
+def _items(obj: Mapping[Any, Any] | Sequence[Any]) -> Iterator[tuple[str, Any]]:
     if isinstance(obj, Mapping):
-        items = ((str(k), v) for k, v in obj.items())
-    else:
-        # §2.1: an array is an object keyed by index, the index becomes a path segment.
-        items = ((str(i), v) for i, v in enumerate(obj))
-    for key, value in items:
-        if key == _IGNORED_KEY or key == _SIGNATURE_KEY:
-            continue
-        segment = key.replace(":", "::")  # §2.2, PE-702: a colon inside a key is doubled
-        path = segment if not prefix else f"{prefix}:{segment}"
-        if isinstance(value, Mapping) or (isinstance(value, (list, tuple))):
-            # An empty object or array yields nothing at all, not even `key:` (§2.2, Go PP-6173).
-            yield from _walk(value, path)
-        else:
-            yield path, f"{path}:{_render(value, path)}"
+        return ((str(k), v) for k, v in obj.items())
+    # §2.1: an array is an object keyed by index, the index becomes a path segment.
+    return ((str(i), v) for i, v in enumerate(obj))
+
+
+def _is_container(value: Any) -> bool:
+    return isinstance(value, Mapping) or isinstance(value, (list, tuple))
+
+
+def _lines(data: Mapping[str, Any], bounds: Bounds | None = None,
+           meter: Meter | None = None) -> list[tuple[str, str]]:
+    """Every ``(path, "path:value")`` line, depth first in the body's own order (ties between equal
+    paths therefore sort as they always did). Iterative, so no nesting reaches the recursion limit;
+    with ``bounds``, refused as soon as a bound is crossed, before the line that would cross it."""
+    lines: list[tuple[str, str]] = []
+    total = 0
+    nodes = 0
+    stack: list[tuple[Iterator[tuple[str, Any]], str, int]] = [(_items(data), "", 0)]
+    try:
+        while stack:
+            items, prefix, depth = stack[-1]
+            for key, value in items:
+                nodes += 1
+                if key == _IGNORED_KEY or key == _SIGNATURE_KEY:
+                    continue
+                segment = key.replace(":", "::")  # §2.2, PE-702: a colon inside a key is doubled
+                if bounds is not None:
+                    if len(segment) > bounds.key_chars:
+                        raise Refused(Refused.KEY_TOO_LONG, f"over {bounds.key_chars} characters")
+                    if depth + 1 > bounds.depth:
+                        raise Refused(Refused.TOO_DEEP, f"over {bounds.depth} levels")
+                path = segment if not prefix else f"{prefix}:{segment}"
+                if _is_container(value):
+                    # An empty object or array yields nothing, not even `key:` (§2.2, Go PP-6173).
+                    stack.append((_items(value), path, depth + 1))
+                    break
+                text = _render(value, path)
+                if bounds is not None:
+                    if len(text) > bounds.value_chars:
+                        raise Refused(Refused.VALUE_TOO_LONG, f"over {bounds.value_chars} characters")
+                    if len(lines) >= bounds.leaves:
+                        raise Refused(Refused.TOO_MANY_LEAVES, f"over {bounds.leaves}")
+                    total += len(path) + len(text) + 2  # ':' and ';'
+                    if total > bounds.signed_chars:
+                        raise Refused(Refused.TOO_LARGE_TO_SIGN,
+                                      f"over {bounds.signed_chars} characters")
+                lines.append((path, f"{path}:{text}"))
+            else:
+                stack.pop()
+    finally:
+        if meter is not None:  # refused or not: what was visited and built
+            meter.nodes += nodes
+            meter.leaves += len(lines)
+            meter.line_chars += sum(len(text) for _, text in lines)
+    return lines
 
 
 _DIGITS = re.compile(r"(\d+)")
 
 
-def _natural_key(path: str) -> list[tuple[str, int, str]]:
+def _natural_key(path: str) -> list[tuple[str, tuple[int, str], str]]:
     """Sort key emulating PHP ``ksort(..., SORT_NATURAL)`` over the whole path (§2.3).
 
     Digit runs compare as numbers; every other run compares as text. A digit run sorts where the
     character '0' would, so ``e:10`` follows ``e:9`` while ``e:-`` still precedes ``e:0`` as in strnatcmp.
+    A number is compared as (digit count, digits) without leading zeros: the order of int(), without
+    converting a run of thousands of digits (which int() refuses past 4300).
     """
-    key: list[tuple[str, int, str]] = []
+    key: list[tuple[str, tuple[int, str], str]] = []
     for i, run in enumerate(_DIGITS.split(path)):
         if not run:
             continue
         if i % 2:  # odd indices are the captured digit runs
-            key.append(("0", int(run), run))
+            digits = run.lstrip("0")
+            key.append(("0", (len(digits), digits), run))
         else:
-            key.append((run[0], -1, run))
+            key.append((run[0], (-1, ""), run))  # never compared with a digit run's: run[0] differs
     return key
+
+
+def _ordered(lines: list[tuple[str, str]], order: str) -> list[tuple[str, str]]:
+    if order == "byte":
+        # Python/Go path order: code-point order of the path, which equals UTF-8 byte order.
+        return sorted(lines, key=itemgetter(0))
+    if order == "natural":
+        return sorted(lines, key=lambda line: _natural_key(line[0]))  # PHP / JS
+    if order == "line":
+        # Java, Go and .NET SDKs sort the whole "path:value" strings (§2.3): `id2:2` before `id:1`.
+        # (Java compares UTF-16 units; that differs from code points only between characters above
+        # U+FFFF and U+E000-U+FFFF, which no callback key holds.)
+        return sorted(lines, key=itemgetter(1))
+    raise ValueError(f"order must be 'byte', 'natural' or 'line', got {order!r}")
 
 
 def signing_string(data: Mapping[str, Any], *, order: Order = "byte") -> str:
     """The exact text that gets HMAC'ed: sorted ``path:value`` lines joined with ';' (§2.1).
 
-    ``order="byte"`` is the Python/Go/Java SDK order (code-point order of the path, which equals UTF-8
-    byte order); ``order="natural"`` is the PHP/JS order. They differ only for arrays of 11+ items (§2.3).
+    ``order="byte"`` is the Python SDK order (code-point order of the path, which equals UTF-8 byte
+    order); ``order="natural"`` is the PHP/JS order; ``order="line"`` sorts whole lines, as the Go
+    and Java SDKs do. They differ only for arrays of 11+ items or keys that prefix one another (§2.3).
     Every ``signature`` and ``frame_mode`` key is left out, at every level.
     """
     if not isinstance(data, Mapping):
         raise TypeError(f"signed data must be a JSON object (a Mapping), got {type(data).__name__}")
-    lines = list(_walk(data, ""))
-    if order == "byte":
-        lines.sort(key=lambda line: line[0])
-    elif order == "natural":
-        lines.sort(key=lambda line: _natural_key(line[0]))
-    else:
-        raise ValueError(f"order must be 'byte' or 'natural', got {order!r}")
-    return ";".join(text for _, text in lines)
+    return ";".join(text for _, text in _ordered(_lines(data), order))
 
 
 def _key_bytes(secret: Any) -> bytes:
@@ -203,14 +336,30 @@ def _key_bytes(secret: Any) -> bytes:
     return secret.encode("utf-8")
 
 
-def _hmac_b64(text: str, key: bytes) -> str:
-    # §2.1: standard Base64 with '=' padding, not URL-safe, not hex.
-    return base64.b64encode(hmac.new(key, text.encode("utf-8"), hashlib.sha512).digest()).decode("ascii")
+
+
+def _mac(lines: list[tuple[str, str]], key: bytes, meter: Meter | None = None) -> str:
+    """HMAC-SHA512 of the lines joined with ';', fed line by line: the joined string is never built.
+    §2.1: standard Base64 with '=' padding, not URL-safe, not hex."""
+    mac = hmac.new(key, digestmod=hashlib.sha512)
+    fed = 0
+    for i, (_, text) in enumerate(lines):
+        chunk = text.encode("utf-8")
+        if i:
+            mac.update(b";")
+        mac.update(chunk)
+        fed += len(chunk) + (1 if i else 0)
+    if meter is not None:
+        meter.hashed_bytes += fed
+        meter.macs += 1
+    return base64.b64encode(mac.digest()).decode("ascii")
 
 
 def sign(data: Mapping[str, Any], secret: str, *, order: Order = "byte") -> str:
     """HMAC-SHA512 of :func:`signing_string` keyed with the project's secret, Base64 (§2.1)."""
-    return _hmac_b64(signing_string(data, order=order), _key_bytes(secret))
+    if not isinstance(data, Mapping):
+        raise TypeError(f"signed data must be a JSON object (a Mapping), got {type(data).__name__}")
+    return _mac(_ordered(_lines(data), order), _key_bytes(secret))
 
 
 def sign_request(body: dict[str, Any], secret: str) -> dict[str, Any]:
@@ -244,25 +393,57 @@ def extract_signature(data: Mapping[str, Any]) -> str | None:
     return sig if isinstance(sig, str) and sig else None
 
 
-def verify(data: Mapping[str, Any], secret: str) -> bool:
-    """True when ``data`` carries a signature that matches its content under ``secret``.
+# Base64 of exactly 64 bytes (an HMAC-SHA512), as §2.1 writes it: 85 characters, then one whose
+# low four bits are zero, then "==". Anything else can never match, so it costs no signing work.
+_SIGNATURE_SHAPE = re.compile(r"[A-Za-z0-9+/]{85}[AQgw]==")
 
-    Both orderings are tried (§2.3: the server's ordering of 11+ item arrays is unknown, and both are
-    keyed HMACs, so accepting either costs no security). Comparison is constant-time. A body without a
-    signature, or that is not a JSON object, is simply not verified.
+
+def plausible_signature(signature: Any) -> bool:
+    """True when ``signature`` could be a Monetix signature at all (standard Base64 of 64 bytes)."""
+    return isinstance(signature, str) and _SIGNATURE_SHAPE.fullmatch(signature) is not None
+
+
+def authenticate(data: Mapping[str, Any], secret: str, *, bounds: Bounds | None = None,
+                 meter: Meter | None = None) -> None:
+    """Return if ``data`` carries a signature that matches its content under ``secret``; otherwise
+    raise :class:`Refused` saying why.
+
+    A missing or malformed signature is refused before anything is flattened; with ``bounds`` (the
+    endpoint passes :data:`CALLBACK_BOUNDS`) a body of the wrong shape is refused while flattening,
+    before any HMAC. Then the lines are sorted in each order an SDK uses (§2.3: byte, natural, whole
+    line; the server's is unknown and all are keyed HMACs over the same lines, so accepting any costs
+    no security) and each distinct ordering is HMAC'ed incrementally and compared in constant time.
     """
     if not isinstance(data, Mapping):
-        return False
+        raise Refused(Refused.NOT_AN_OBJECT)
     received = extract_signature(data)
     if received is None:
-        return False
-    if not received.isascii():
-        return False  # Base64 is ASCII; anything else (even text with no UTF-8 form) is simply wrong
+        raise Refused(Refused.MISSING_SIGNATURE)
+    if not plausible_signature(received):
+        raise Refused(Refused.MALFORMED_SIGNATURE, "not Base64 of a 64-byte HMAC-SHA512")
     key = _key_bytes(secret)
+    lines = _lines(data, bounds, meter)
     received_bytes = received.encode("ascii")
-    byte_string = signing_string(data, order="byte")
-    natural_string = signing_string(data, order="natural")
-    ok = hmac.compare_digest(_hmac_b64(byte_string, key).encode("ascii"), received_bytes)
-    if natural_string != byte_string:
-        ok = hmac.compare_digest(_hmac_b64(natural_string, key).encode("ascii"), received_bytes) or ok
-    return ok
+    tried: list[list[tuple[str, str]]] = []
+    ok = False
+    for order in _VERIFY_ORDERS:
+        ordered = _ordered(lines, order)
+        if ordered in tried:
+            continue  # the same lines in the same order: the same HMAC
+        tried.append(ordered)
+        # Every distinct order is compared, matched or not: the time taken does not tell which.
+        ok = hmac.compare_digest(_mac(ordered, key, meter).encode("ascii"), received_bytes) or ok
+    if not ok:
+        raise Refused(Refused.BAD_SIGNATURE)
+
+
+def verify(data: Mapping[str, Any], secret: str, *, bounds: Bounds | None = None,
+           meter: Meter | None = None) -> bool:
+    """True when ``data`` carries a signature that matches its content under ``secret``
+    (:func:`authenticate`, which says why not). A body without a signature, with one that cannot be
+    a signature, outside ``bounds``, or that is not a JSON object, is simply not verified."""
+    try:
+        authenticate(data, secret, bounds=bounds, meter=meter)
+    except Refused:
+        return False
+    return True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import sys
 import uuid
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 from config import Settings
 from embedded import serve_asgi
 from endpoint.app import create_app as create_endpoint
+from endpoint.bkash_returns import ResultLinks
 from providers.bkash import BkashCredentials
 from sandbox.bkash import BkashSandboxConfig
 from sandbox.bkash import create_app as create_bkash_sandbox
@@ -35,6 +37,7 @@ from sandbox.monetix import create_app as create_monetix_sandbox
 from sandbox.monetix.admin import MonetixSandboxAdmin
 from sandbox.monetix.customer import MonetixBkashCustomer
 from worker import build_activities, build_worker
+from contracts.common import SearchAttribute
 from workflows import search_attributes as sa
 
 BIN = Path(sys.executable).parent
@@ -42,6 +45,8 @@ SANDBOX = BkashSandboxConfig()
 MONETIX = MonetixSandboxConfig(other_projects={4321: "another-merchants-key"})
 # Short provider timeout so a "response lost past the timeout" fault costs seconds, not 30 s.
 TEST_PROVIDER_TIMEOUT = 3.0
+# PAYMENTS_LINK_SECRET of the session's workers and endpoints (result-link tokens).
+LINK_SECRET = secrets.token_urlsafe(32)
 
 
 class _LogCollector(logging.Handler):
@@ -86,7 +91,9 @@ async def ts_env():
     # The Java test server knows no custom search attributes until they are added.
     await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
         namespace=env.client.namespace,
-        search_attributes={key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in sa.ALL}))
+        search_attributes={a.value: IndexedValueType.INDEXED_VALUE_TYPE_INT if a.kind == "Int"
+                           else IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                           for a in SearchAttribute}))
     yield env
     await env.shutdown()
 
@@ -136,15 +143,18 @@ def make_settings(sandbox_url: str, endpoint_url: str, task_queue: str,
                                            app_key=SANDBOX.app_key, app_secret=SANDBOX.app_secret,
                                            username=SANDBOX.username, password=SANDBOX.password),
                     monetix=monetix, bkash_timeout_seconds=TEST_PROVIDER_TIMEOUT,
-                    callback_base_url=endpoint_url, task_queue=task_queue)
+                    callback_base_url=endpoint_url, task_queue=task_queue, link_secret=LINK_SECRET)
 
 
 @contextlib.asynccontextmanager
 async def running_stack(env: WorkflowEnvironment, sandbox_url: str, monetix_url: str,
-                        http: httpx.AsyncClient, activities: list | None = None):
+                        http: httpx.AsyncClient, activities: list | None = None,
+                        **endpoint_options):
     task_queue = f"payments-{uuid.uuid4().hex[:8]}"
+    endpoint_options.setdefault("links", ResultLinks(LINK_SECRET.encode()))
     endpoint = create_endpoint(env.client,
-                               monetix_projects={MONETIX.project_id: MONETIX.secret_key})
+                               monetix_projects={MONETIX.project_id: MONETIX.secret_key},
+                               **endpoint_options)
     async with serve_asgi(endpoint) as endpoint_url:
         settings = make_settings(sandbox_url, endpoint_url, task_queue, monetix_url)
         acts = activities if activities is not None else build_activities(settings, http)

@@ -38,6 +38,7 @@ from contracts.bkash import (
     TransactionStatus,
 )
 from contracts.money import format_bdt
+from workflows.bkash_returns import CustomerReturns
 from workflows.bookkeeping import Bookkeeping, error_kind
 
 # create: a lost create answer only leaves an unpaid Initiated payment at bKash, so retrying is
@@ -84,11 +85,7 @@ class BkashAuthCapture:
         self._books = Bookkeeping(self._state, self._headline,
                                   shown_stage=BkashStage.CREATING.value,
                                   resting=lambda stage: stage not in TRANSIENT_STAGES)
-        self._redirect_signature: str | None = None
-        self._pending_return: BrowserReturn | None = None
-        self._returns_received = 0
-        self._returns_answered = 0
-        self._return_outcome = ReturnOutcome(stage=BkashStage.CREATING)
+        self._returns = CustomerReturns()
         self._decision: ServiceDecision | None = None
         self._hold_until: datetime | None = None
         self._detail = ""
@@ -127,26 +124,21 @@ class BkashAuthCapture:
 
     @workflow.update
     async def customer_returned(self, ret: BrowserReturn) -> ReturnOutcome:
-        self._pending_return = ret
-        self._returns_received += 1
-        ticket = self._returns_received
+        """Answered when bKash has answered the execute (or query) the return asked for."""
+        if self._returns.is_unconfirmed(ret):
+            self._returns.record_unconfirmed()
+            self._books.event(f"customer return said {ret.status.value} with a signature that is "
+                              "not the create answer's: recorded, nothing ended")
+            return self._outcome(self._state.stage, "bKash has not confirmed an outcome yet")
         self._books.event(f"customer returned from bKash's page: status={ret.status.value}")
-        await workflow.wait_condition(lambda: self._returns_answered >= ticket)
-        return self._return_outcome
+        return await self._returns.join(ret)
 
     @customer_returned.validator
     def _validate_return(self, ret: BrowserReturn) -> None:
-        if self._state.stage is not BkashStage.AWAITING_APPROVAL or self._pending_return:
-            raise ValueError(f"payment {self._state.workflow_id} is {self._state.stage.value}, "
-                             "not waiting for the customer's return from bKash")
-        if ret.payment_id != self._state.payment_id:
-            raise ValueError(f"paymentID {ret.payment_id} is not this payment's "
-                             f"({self._state.payment_id}); nothing changed")
-        # The redirect signature is opaque (§5) but fixed per payment and echoed in the create
-        # answer ([OBS] 2024-26), so a missing or different one is not bKash's redirect. Should that
-        # ever be wrong, nothing is lost: the end of the approval window executes anyway.
-        if self._redirect_signature and ret.signature != self._redirect_signature:
-            raise ValueError(f"the redirect signature does not match payment {ret.payment_id}")
+        problem = self._returns.refusal(ret, stage=self._state.stage,
+                                        payment_id=self._state.payment_id)
+        if problem:
+            raise ValueError(f"payment {self._state.workflow_id} {problem}")
 
     # The outcome is optional so that an update sent without a payload (the stock `temporal`
     # CLI without --input) is a plain decision, not a TypeError.
@@ -217,7 +209,7 @@ class BkashAuthCapture:
             return False
         self._state.payment_id = created.payment_id
         self._state.bkash_url = created.bkash_url
-        self._redirect_signature = created.redirect_signature
+        self._returns.redirect_signature = created.redirect_signature
         self._set_stage(BkashStage.AWAITING_APPROVAL, f"created payment {created.payment_id}")
         self._answer_return(BkashStage.AWAITING_APPROVAL,
                             "bKash needs the customer to approve again", new_url=True)
@@ -230,7 +222,7 @@ class BkashAuthCapture:
         while True:
             try:
                 await workflow.wait_condition(
-                    lambda: self._pending_return is not None,
+                    lambda: self._returns.pending is not None,
                     timeout=max(deadline - workflow.now(), timedelta(milliseconds=1)),
                     timeout_summary="customer approval window")
             except asyncio.TimeoutError:
@@ -238,18 +230,19 @@ class BkashAuthCapture:
                 # #6). Only execute tells which, and only an approved payment can be executed.
                 self._books.event("approval window over without a return from bKash's page")
                 return await self._execute(window_over=True)
-            ret = self._pending_return
+            ret = self._returns.pending
             assert ret is not None
             if ret.status is BrowserReturnStatus.SUCCESS:
+                await self._returns.space_execute()
                 outcome = await self._execute(window_over=False)
             else:
                 outcome = await self._confirm_unsuccessful_return(ret.status)
             if outcome is _Again.CREATE:
                 return outcome  # the new payment's create answers the customer's return
-            self._answer_return(self._state.stage if outcome is _Again.WAIT else outcome,
-                                self._detail)
             if outcome is not _Again.WAIT:
+                self._answer_return(outcome, self._detail)
                 return outcome
+            self._answer_return(self._state.stage, self._detail, still_waiting=True)
 
     async def _execute(self, *, window_over: bool) -> BkashStage | _Again:
         self._set_stage(BkashStage.EXECUTING)
@@ -424,14 +417,15 @@ class BkashAuthCapture:
         # the provider timeout (30 s by default: the seed).
         return self._req.provider_timeout * calls + timedelta(seconds=5)
 
-    def _answer_return(self, stage: BkashStage, detail: str, *, new_url: bool = False) -> None:
-        if self._pending_return is None:
-            return
-        self._return_outcome = ReturnOutcome(
-            stage=stage, payment_id=self._state.payment_id, detail=detail,
-            bkash_url=self._state.bkash_url if new_url else None)
-        self._pending_return = None
-        self._returns_answered = self._returns_received
+    def _outcome(self, stage: BkashStage, detail: str, *, new_url: bool = False) -> ReturnOutcome:
+        return ReturnOutcome(stage=stage, payment_id=self._state.payment_id, detail=detail,
+                             bkash_url=self._state.bkash_url if new_url else None,
+                             amount_poisha=self._req.amount_poisha)
+
+    def _answer_return(self, stage: BkashStage, detail: str, *, new_url: bool = False,
+                       still_waiting: bool = False) -> None:
+        self._returns.answer(self._outcome(stage, detail, new_url=new_url),
+                             still_waiting=still_waiting)
 
     def _finish(self, stage: BkashStage) -> None:
         self._answer_return(stage, self._detail)

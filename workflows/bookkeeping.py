@@ -8,10 +8,11 @@ payment id changed (docs/performance.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from contracts.common import TimelineEvent
@@ -39,7 +40,9 @@ class Bookkeeping:
         self._shown: tuple[str, str | None] = (shown_stage, None)
 
     def set_stage(self, stage: Any, event: str | None = None, *, show: bool = True,
-                  provider_payment_id: str | None = None) -> None:
+                  provider_payment_id: str | None = None,
+                  also: Sequence[SearchAttributeUpdate] = ()) -> None:
+        """``also``: further search attributes of this workflow, upserted with the stage."""
         self.state.stage = stage
         self.event(event or f"stage {stage.value}")
         shown = (stage.value, provider_payment_id)
@@ -47,7 +50,7 @@ class Bookkeeping:
             updates = [sa.PAYMENT_STAGE.value_set(stage.value)]
             if provider_payment_id != self._shown[1]:
                 updates.append(sa.PROVIDER_PAYMENT_ID.value_set(provider_payment_id or ""))
-            workflow.upsert_search_attributes(updates)
+            workflow.upsert_search_attributes([*updates, *also])
             self._shown = shown
         self.show_details()
 

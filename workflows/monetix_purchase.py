@@ -103,6 +103,12 @@ class MonetixPurchaseBase:
     def _validate_callback(self, event: MonetixCallbackEvent) -> None:
         if event.payment_id != self._payment_id:
             raise ValueError(f"callback for payment {event.payment_id} routed to {self._payment_id}")
+        # Two projects of one merchant may use the same payment_id, hence reach the same workflow id:
+        # a callback naming its project is taken only by a purchase started for that project.
+        project = getattr(getattr(self, "_req", None), "project_id", None)
+        if event.project_id is not None and event.project_id != project:
+            raise ValueError(f"callback of Monetix project {event.project_id} refused by payment "
+                             f"{self._payment_id} of project {project or '(not recorded)'}")
 
     def _apply(self, status: MonetixStatus, clarification_fields: dict[str, Any] | None,
                source: str) -> bool:

@@ -8,5 +8,6 @@ PAYMENT_PROVIDER = SearchAttributeKey.for_keyword(SearchAttribute.PAYMENT_PROVID
 PAYMENT_STAGE = SearchAttributeKey.for_keyword(SearchAttribute.PAYMENT_STAGE.value)
 MERCHANT_INVOICE = SearchAttributeKey.for_keyword(SearchAttribute.MERCHANT_INVOICE.value)
 PROVIDER_PAYMENT_ID = SearchAttributeKey.for_keyword(SearchAttribute.PROVIDER_PAYMENT_ID.value)
+REFUNDED_POISHA = SearchAttributeKey.for_int(SearchAttribute.REFUNDED_POISHA.value)
 
-ALL = [PAYMENT_PROVIDER, PAYMENT_STAGE, MERCHANT_INVOICE, PROVIDER_PAYMENT_ID]
+ALL = [PAYMENT_PROVIDER, PAYMENT_STAGE, MERCHANT_INVOICE, PROVIDER_PAYMENT_ID, REFUNDED_POISHA]

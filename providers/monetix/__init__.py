@@ -9,6 +9,7 @@ One concern per module:
 - ``errors``: what a failed call means (``MonetixError`` and its subclasses)
 - ``config``: where and as whom to call Gate and the Payment Page
 - ``gate``: the Gate client and how its answers are read
+- ``refunds``: the refund request's rules, its refusals (3230, 3283) and reading refunds back
 - ``payment_page``: the signed Payment Page URL and widget parameters
 - signing is ``providers.monetix_signing`` (shared with the endpoint and the sandbox)
 
@@ -47,6 +48,12 @@ from providers.monetix.errors import (
     MonetixResultUnknown,
 )
 from providers.monetix.gate import MonetixAck, MonetixGateClient
+from providers.monetix.refunds import (
+    MonetixDuplicateRefund,
+    MonetixRefundOperation,
+    MonetixRefundOverLimit,
+    MonetixRefunds,
+)
 from providers.monetix.payment_page import BKASH_PAYMENT_METHOD, build_payment_page_url, epay_widget_params
 
 __all__ = [
@@ -58,6 +65,7 @@ __all__ = [
     "MonetixCustomer",
     "MonetixDisplayItem",
     "MonetixDuplicatePayment",
+    "MonetixDuplicateRefund",
     "MonetixError",
     "MonetixErrorDetail",
     "MonetixGateClient",
@@ -66,6 +74,9 @@ __all__ = [
     "MonetixOperation",
     "MonetixPaymentNotFound",
     "MonetixPaymentPageConfig",
+    "MonetixRefundOperation",
+    "MonetixRefundOverLimit",
+    "MonetixRefunds",
     "MonetixRequestRejected",
     "MonetixResultUnknown",
     "MonetixSaleRequest",

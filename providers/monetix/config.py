@@ -20,6 +20,8 @@ class MonetixGateConfig(BaseModel):
     sale_path: str = "/v2/payment/wallet/bkash/sale"
     clarification_path: str = "/v2/payment/clarification"
     status_path: str = "/v2/payment/status"
+    # §3.6: refunds are `/v2/payment/{method}/refund` [C]; the bKash method's segment is inferred [I].
+    refund_path: str = "/v2/payment/wallet/bkash/refund"
     # DESIGN: the 30 s provider timeout is both the HTTP timeout and the activity's start-to-close.
     timeout_seconds: float = Field(default=30, gt=0)
 

@@ -1,5 +1,5 @@
-"""The Monetix Gate client: sale, clarification and status requests, and how each answer is read
-(reference §3).
+"""The Monetix Gate client: sale, clarification, refund and status requests, and how each answer is
+read (reference §3; the refund's own rules are in ``refunds``).
 
 What the Gate tells us, and what it does not:
 * A sale/clarification answer (HTTP 200, ``status: success``) only says "accepted for processing"
@@ -42,6 +42,7 @@ from providers.monetix.errors import (
     MonetixResultUnknown,
     revalidate,
 )
+from providers.monetix.refunds import MonetixRefunds, refund_body, refund_rejection
 from providers.monetix_signing import extract_signature, loads, sign_request, verify
 
 # The logger keeps the name it had before the module became a package, so log configuration holds.
@@ -144,6 +145,36 @@ class MonetixGateClient:
         answer = await self._post("clarification", self._config.clarification_path, payment_id, body)
         return self._ack(answer, payment_id, "clarification")
 
+    async def refund(self, payment_id: str, amount_poisha: int, currency: str, description: str,
+                     merchant_refund_id: str, callback_url: str | None = None) -> MonetixAck:
+        """Refund (part of) the purchase ``payment_id`` (§3.6: general.payment_id is the *original*
+        payment's). The answer only acknowledges; the result comes by a callback with
+        ``operation.type = "refund"`` (matched by ``request_id``) or from :meth:`refund_status`.
+
+        Raises :class:`~providers.monetix.refunds.MonetixDuplicateRefund` for 3230 (already
+        registered: resolve by status), :class:`~providers.monetix.refunds.MonetixRefundOverLimit`
+        for 3283, and the usual rejected / result-unknown / invalid-request errors.
+        """
+        body = refund_body(self._config.project_id, payment_id=payment_id, amount_poisha=amount_poisha,
+                           currency=currency, description=description,
+                           merchant_refund_id=merchant_refund_id, callback_url=callback_url)
+        answer = await self._post("refund", self._config.refund_path, payment_id, body)
+        try:
+            return self._ack(answer, payment_id, "refund")
+        except MonetixRequestRejected as err:
+            raise refund_rejection(err) from None
+
+    async def refund_status(self, payment_id: str) -> MonetixRefunds:
+        """The status request (§3.4) read for refunds: the purchase's refund operations, its status
+        (``partially refunded`` / ``refunded``) and what is left of it. Find our refund with
+        :meth:`MonetixRefunds.find`. Raises as :meth:`status` does."""
+        snapshot, data = await self._status_answer(payment_id)
+        try:
+            return MonetixRefunds.from_body(data, snapshot)
+        except (ValueError, ValidationError) as exc:
+            reason = str(exc).splitlines()[0]
+            raise MonetixResultUnknown(payment_id=payment_id, operation="status", reason=reason) from None
+
     async def status(self, payment_id: str) -> MonetixStatus:
         """Ask Monetix where the payment stands (§3.4). Monetix asks for at least 10 s after the sale;
         that pacing is the caller's (a workflow timer), not this client's.
@@ -151,6 +182,9 @@ class MonetixGateClient:
         Raises :class:`MonetixPaymentNotFound` for code 3061, :class:`MonetixBadSignature` when a signed
         answer does not verify. An unsigned answer is accepted with ``signature_verified=False``.
         """
+        return (await self._status_answer(payment_id))[0]
+
+    async def _status_answer(self, payment_id: str) -> tuple[MonetixStatus, Mapping[str, Any]]:
         try:
             check_payment_id(payment_id, "general.payment_id")
         except ValueError as exc:
@@ -179,7 +213,7 @@ class MonetixGateClient:
                 operation="status",
                 reason=f"the answer describes another payment ({snapshot.payment_id})",
             )
-        return snapshot
+        return snapshot, data
 
     # -- plumbing --------------------------------------------------------------------------------
 

@@ -39,12 +39,19 @@ MESSAGES: dict[str, str] = {
     "2065": "Mendatory field missing",  # sic, as on the portal
     "2068": "Transaction has already been completed",
     "2069": "Transaction has already been cancelled",
+    # Refund codes 2071-2082 and 2127: the [3P] table of §11 (Bikiran.Payment.Bkash); 2072 [OBS].
     "2071": "Refund after specified days not allowed",
     "2072": "Refund amount not valid",
     "2073": "Invalid SKU",
     "2074": "The transaction cannot be reversed",
+    "2075": "SKU Character Limit Exceeded",
+    "2076": "Reason Character Limit Exceeded",
     "2077": "Invalid TrxID",
+    "2078": "Invalid Reason",
     "2079": "Invalid app Token",
+    "2080": "The identity is not permitted to initiate this transaction",
+    "2081": "The identity of the debit or credit party is in a state which prohibits the execution of this transaction",
+    "2082": "The merchant is not permitted to initiate this transaction",
     "2117": "The payment execution has already been completed",
     "2119": "The authorized payment has already been processed",
     "2127": "Transaction not yet completed",
@@ -57,7 +64,8 @@ def message_for(code: str) -> str:
 
 
 class BkashError(Exception):
-    """A business error: bKash answers it with HTTP 200 and a non-"0000" statusCode (§2)."""
+    """A business error: bKash answers it with HTTP 200 and a non-"0000" statusCode (§2); the v2
+    refund API with HTTP 400 and its own envelope (§9, refunds.v2_error_body)."""
 
     def __init__(self, code: str) -> None:
         super().__init__(f"{code} {message_for(code)}")

@@ -33,3 +33,7 @@ class BkashSandboxConfig(BaseModel):
     # How long bKash holds an authorization is unknown (§8.4, §15.2). When set, an Authorized
     # payment neither captured nor voided within this many seconds becomes Cancelled (ledger EXPIRE).
     authorization_hold_seconds: float | None = Field(None, gt=0)
+    # Whether the browser's redirect carries the signature the create answer's *CallbackURLs show
+    # (§4.2, [OBS] 2024-26) or another one: no source proves they are equal (§5), so merchants can
+    # test that their code works either way.
+    redirect_signature: Literal["as_created", "different"] = "as_created"

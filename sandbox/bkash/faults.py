@@ -19,7 +19,11 @@ class Operation(StrEnum):
     CAPTURE = "capture"
     VOID = "void"
     SEARCH = "search"
+    # Refund and refund status are separate operations for both APIs (v1 shares one URL between
+    # them; v2's /v2/tokenized-checkout/refund/payment/transaction and .../status), so a test can
+    # lose a refund's answer and still get the refund status that resolves it.
     REFUND = "refund"
+    REFUND_STATUS = "refund_status"
     # The hosted page's last step: the correct PIN, the third wrong OTP/PIN, or cancel.
     PAGE = "page"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import secrets
 import string
@@ -17,20 +18,43 @@ _ALNUM = string.ascii_letters + string.digits
 _UPPER_ALNUM = string.ascii_uppercase + string.digits
 
 
-def parse_amount(value: object) -> int | None:
-    """Poisha in a positive decimal string with at most two decimals, else None.
+def json_text(value: object) -> str | None:
+    """A JSON string or number as the text bKash keeps and echoes, else None.
 
-    bKash sends and expects amounts as strings (§4.1); a JSON number is rejected too, so a client
-    that forgets to format the amount finds out here rather than in production.
+    Strings are kept as sent. A JSON number is taken as its text (500 -> "500", 500.5 -> "500.5"),
+    the way a Java backend binding JSON into String fields coerces scalars [INF]; bKash answers
+    every such field as a string (§4.2). Booleans, null, arrays and objects are no text.
+    Sources for accepting numbers, the create amount in particular:
+    - pybkash 0.4.2 (PyPI; docs/detailed_usage.md "amount=1000", README "amount=1000") sends
+      ``"amount": amount`` unformatted, i.e. a JSON number, in every create_payment;
+    - a Laravel app (stored file ids 59183656677 and 59096526786: ``$amount = 100`` posted as
+      ``'amount' => $amount`` through Http::post, i.e. the JSON number 100) pasted the sandbox's
+      2025-12-22 execute answer for that payment: ``"amount": "100"``, Completed;
+    - the only [OBS] numeric amount refused is 0 (2021 logs: ``"amount": 0`` -> 2006
+      "Invalid amount."), which the value check below refuses as well.
+    No source shows a positive JSON number refused, so numbers are accepted.
     """
-    if not isinstance(value, str):
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    m = _AMOUNT.match(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # json.loads takes NaN/Infinity (and 1e400 as inf); no amount either
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def parse_amount(value: object) -> tuple[int, str] | None:
+    """(poisha, the amount's text) for a positive amount with at most two decimals, else None.
+
+    The text is what bKash echoes: "12" stays "12" (§4.2), the JSON number 500 becomes "500".
+    """
+    text = json_text(value)
+    m = _AMOUNT.match(text) if text is not None else None
     if m is None:
         return None
     whole, fraction = m.group(1), (m.group(2) or "").ljust(2, "0")
     poisha = int(whole) * 100 + int(fraction)
-    return poisha if poisha > 0 else None
+    return (poisha, text) if poisha > 0 else None
 
 
 def format_poisha(poisha: int) -> str:

@@ -7,6 +7,7 @@ to a URL relative to the page, so the page works behind any base URL.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from urllib.parse import parse_qsl
@@ -113,8 +114,11 @@ class HostedPage:
             return self._render(p)
         # The redirect carries apiVersion=1.2.0-beta/ on top of the create response's URLs (§5).
         api_version = self.sandbox.config.api_version.removeprefix("v")
-        response = RedirectResponse(f"{p.callback_with(outcome.value)}&apiVersion={api_version}/",
-                                    status_code=302)
+        callback = p.callback_with(outcome.value)
+        if self.sandbox.config.redirect_signature == "different":
+            callback = callback.replace(f"&signature={p.signature}",
+                                        f"&signature={_other_signature(p)}")
+        response = RedirectResponse(f"{callback}&apiVersion={api_version}/", status_code=302)
         if fault is None:
             return response
         if fault.kind is FaultKind.REPEAT_REDIRECT:
@@ -166,6 +170,13 @@ def _layout(p: Payment, body: str) -> str:
             "<h1>bKash Sandbox Checkout</h1>"
             f"<p class=\"invoice\">Invoice {html.escape(p.merchant_invoice)} &middot; "
             f"{html.escape(p.amount)} {html.escape(p.currency)}</p>\n{body}\n</main></body></html>")
+
+
+def _other_signature(p: Payment) -> str:
+    """A redirect signature fixed per payment and never the create answer's (same shape: 10
+    alphanumerics)."""
+    other = hashlib.sha256(f"redirect|{p.payment_id}|{p.signature}".encode()).hexdigest()[:10]
+    return other if other != p.signature else other[::-1].upper()
 
 
 def _not_found() -> HTMLResponse:

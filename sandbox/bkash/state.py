@@ -14,16 +14,19 @@ from .calls import CallCounter
 from .codes import BkashError
 from .config import BkashSandboxConfig
 from .faults import Operation, Target
-from .formats import (bkash_time, format_poisha, new_page_hash, new_payment_id, new_signature,
-                      new_trx_id, parse_amount)
+from .formats import (bkash_time, format_poisha, json_text, new_page_hash, new_payment_id,
+                      new_signature, new_trx_id, parse_amount)
 from .tokens import TokenAuthority
 
 # Sandbox test wallets whose execute is declined (§13, the 2038 text is [OBS] §6).
 DECLINING_WALLETS = {"01823074817": "2023", "01823074818": "2038"}
-# "Can be refund a transaction which is no older than 15 days" (§9, plugin docblock).
-REFUND_WINDOW_SECONDS = 15 * 24 * 3600
 _MANDATORY = ("mode", "payerReference", "callbackURL", "amount", "currency", "intent",
               "merchantInvoiceNumber")
+# "bKash Tokenized Checkout via API": the [OBS] 2021 search answer for a payment (§9); a refund's is
+# in refunds.py.
+_PAYMENT_TRX_TYPE = "bKash Tokenized Checkout via API"
+# "Customer": payerType in the 2025 execute answers (see execute_payment).
+_PAYER_TYPE = "Customer"
 
 
 class Status(StrEnum):
@@ -51,10 +54,16 @@ class LedgerKind(StrEnum):
 
 @dataclass
 class Refund:
-    trx_id: str
-    amount: str
+    """One refund of a payment (its rules are refunds.py's)."""
+
+    trx_id: str  # the refund's own trxID: refundTrxID (v1) / refundTrxId (v2)
+    amount: str  # as the merchant sent it, echoed like the payment's amount
     amount_poisha: int
     at: float
+    sku: str = ""
+    reason: str = ""
+    api: str = "v1"  # the refund API that made it: v1 or v2
+    repeats: int = 0  # refunds answered with this one again ([OBS], see refunds.py)
 
 
 @dataclass
@@ -116,8 +125,9 @@ class LedgerEntry:
                  "merchant_invoice": self.merchant_invoice,
                  "amount": format_poisha(self.amount_poisha), "amount_poisha": self.amount_poisha,
                  "trx_id": self.trx_id, "at": self.at}
-        if self.original_trx_id is not None:
+        if self.original_trx_id is not None:  # REFUND: the payment's trxID, and the refund's own
             entry["original_trx_id"] = self.original_trx_id
+            entry["refund_trx_id"] = self.trx_id
         return entry
 
 
@@ -131,11 +141,15 @@ class BkashSandbox:
         self.clock = clock
         self.tokens = TokenAuthority(config, clock)
         self.faults = FaultBook()
+        # refunds.py builds on this module's payments and ledger, hence imported here, not above.
+        from .refunds import RefundDesk
+        self.refund_desk = RefundDesk(self)
         self.reset()
 
     def reset(self) -> None:
         self.tokens.reset()
         self.faults.clear()
+        self.refund_desk.reset()
         self.calls = CallCounter()
         self.payments: dict[str, Payment] = {}
         self.ledger: list[LedgerEntry] = []
@@ -150,6 +164,11 @@ class BkashSandbox:
         self.expire_holds()
         return next((p for p in self.payments.values() if p.trx_id and p.trx_id == trx_id), None)
 
+    def find_refund_by_trx(self, trx_id: object) -> tuple[Payment, Refund] | None:
+        self.expire_holds()
+        return next(((p, r) for p in self.payments.values() for r in p.refunds
+                     if r.trx_id == trx_id), None)
+
     def by_invoice(self, invoice: str) -> list[Payment]:
         self.expire_holds()
         return [p for p in self.payments.values() if p.merchant_invoice == invoice]
@@ -158,10 +177,13 @@ class BkashSandbox:
         """What a request is about, for matching faults to one test's payment."""
         body = body or {}
         if operation is Operation.CREATE:
-            invoice = body.get("merchantInvoiceNumber")
-            return Target(invoice=invoice if isinstance(invoice, str) else None)
+            return Target(invoice=json_text(body.get("merchantInvoiceNumber")))
         if operation is Operation.SEARCH:
-            payment = self.find_by_trx(body.get("trxID"))
+            refund = self.find_refund_by_trx(body.get("trxID"))
+            payment = refund[0] if refund else self.find_by_trx(body.get("trxID"))
+        elif operation in (Operation.REFUND, Operation.REFUND_STATUS):
+            # v1 spells it paymentID, v2 paymentId (§9).
+            payment = self.find(body.get("paymentID") or body.get("paymentId"))
         else:
             payment = self.find(body.get("paymentID"))
         return Target(payment.payment_id, payment.merchant_invoice) if payment else Target()
@@ -173,8 +195,8 @@ class BkashSandbox:
             raise BkashError("2002")
         return payment
 
-    def _record(self, kind: LedgerKind, payment: Payment, amount_poisha: int, trx_id: str | None,
-                at: float, original_trx_id: str | None = None) -> None:
+    def record(self, kind: LedgerKind, payment: Payment, amount_poisha: int, trx_id: str | None,
+               at: float, original_trx_id: str | None = None) -> None:
         self.ledger.append(LedgerEntry(len(self.ledger) + 1, kind, payment.payment_id,
                                        payment.merchant_invoice, amount_poisha, trx_id, at,
                                        original_trx_id))
@@ -190,28 +212,44 @@ class BkashSandbox:
             if p.status is Status.AUTHORIZED and p.executed_at is not None and p.executed_at + hold <= now:
                 expired_at = p.executed_at + hold
                 p.status, p.cancelled_by, p.updated_at = Status.CANCELLED, "expire", expired_at
-                self._record(LedgerKind.EXPIRE, p, p.amount_poisha, p.trx_id, expired_at)
+                self.record(LedgerKind.EXPIRE, p, p.amount_poisha, p.trx_id, expired_at)
 
     # --- create ---------------------------------------------------------------------------
 
     def create_payment(self, body: dict, page_base: str) -> dict:
-        # One code per rule, in the order of §4.1/§11; absent mandatory fields first (2065).
-        if any(body.get(name) is None for name in _MANDATORY) or not str(body["payerReference"]).strip():
+        # One code per rule, in the order of §4.1/§11. The mode comes first: it decides which fields
+        # are mandatory (an agreement create, mode 0000, has no amount, currency, intent or invoice:
+        # pybkash's create_agreement sends only mode, callbackURL and payerReference), so a mode
+        # this sandbox does not serve is 2063, not 2065 for fields that mode never needs.
+        if body.get("mode") is None:
             raise BkashError("2065")
         if body["mode"] != "0011":
             # Agreement modes 0000/0001 are outside Auth & Capture; this sandbox has no agreements.
             raise BkashError("2063")
-        amount_poisha = parse_amount(body["amount"])
-        if amount_poisha is None:
+        if any(body.get(name) is None for name in _MANDATORY):
+            raise BkashError("2065")
+        # String fields take a JSON number as its text, all alike (formats.json_text): amount,
+        # payerReference and merchantInvoiceNumber. "max 255 chars, excludes < > &" is stated for
+        # merchantInvoiceNumber (§4.1, portal convention via api-evangelist) and for payerReference
+        # (pybkash docs/detailed_usage.md: "Max length is 255 characters. Special characters "<",
+        # ">" and "&" are not allowed."); each gets its own code (2048, 2031).
+        payer_reference = json_text(body["payerReference"])
+        if payer_reference is not None and not payer_reference.strip():
+            raise BkashError("2065")
+        if not _is_reference(payer_reference):
+            raise BkashError("2048")
+        amount = parse_amount(body["amount"])
+        if amount is None:
             raise BkashError("2006")
+        amount_poisha, amount_text = amount
         if body["currency"] != "BDT":
             raise BkashError("2007")
         if body["intent"] not in ("sale", "authorization"):
             raise BkashError("2008")
-        invoice = body["merchantInvoiceNumber"]
-        # "max 255 chars, excludes < > &" (§4.1, unverified portal convention).
-        if not isinstance(invoice, str) or not 1 <= len(invoice) <= 255 or any(c in invoice for c in "<>&"):
+        invoice = json_text(body["merchantInvoiceNumber"])
+        if not _is_reference(invoice):
             raise BkashError("2031")
+        assert payer_reference is not None and invoice is not None
         if not _is_absolute_http_url(body["callbackURL"]):
             raise BkashError("2049")
         if self._settled_payment_for(invoice) is not None:
@@ -221,9 +259,9 @@ class BkashSandbox:
         payment_id = new_payment_id("0011", now)
         while payment_id in self.payments:
             payment_id = new_payment_id("0011", now)
-        p = Payment(payment_id=payment_id, mode="0011", intent=body["intent"], amount=body["amount"],
+        p = Payment(payment_id=payment_id, mode="0011", intent=body["intent"], amount=amount_text,
                     amount_poisha=amount_poisha, currency="BDT", merchant_invoice=invoice,
-                    payer_reference=str(body["payerReference"]), callback_url=body["callbackURL"],
+                    payer_reference=payer_reference, callback_url=body["callbackURL"],
                     signature=new_signature(), page_hash=new_page_hash(now), created_at=now)
         self.payments[payment_id] = p
         # 2024-26 shape of the hosted page URL; the trailing "/" after the version is real (§1).
@@ -256,7 +294,14 @@ class BkashSandbox:
         p = self._payment(body)
         p.execute_count += 1
         if p.trx_id is not None:
-            raise BkashError("2062")  # [OBS] a repeated execute (§6), whatever happened since
+            # Executed before. A completed payment (a sale, or a captured authorization) answers
+            # [OBS] 2062 "The payment has already been completed" (§6: 12 repeated executes in the
+            # 2021 logs). An execution that did not end in a completed payment (still Authorized,
+            # or voided/expired afterwards) has no [OBS] answer; the portal's error list (§11) has
+            # 2117 "The payment execution has already been completed" for exactly that, and §10.2
+            # names it beside 2062; a 2026 TS client (§11 retry classes) and this project's client
+            # (providers/bkash_codes.py) treat both as "already settled: query".
+            raise BkashError("2062" if p.status is Status.COMPLETED else "2117")
         if p.status is Status.FAILED:
             raise BkashError("2056")
         if p.page_outcome is None:
@@ -271,20 +316,30 @@ class BkashSandbox:
         if p.wallet in DECLINING_WALLETS:
             p.status, p.failure_code, p.updated_at = Status.FAILED, DECLINING_WALLETS[p.wallet], now
             raise BkashError(p.failure_code)
-        p.trx_id = self._new_trx_id()
+        p.trx_id = self.new_trx_id()
         p.executed_at = p.updated_at = now
         if p.intent == "authorization":
             p.status = Status.AUTHORIZED
-            self._record(LedgerKind.AUTHORIZE, p, p.amount_poisha, p.trx_id, now)
+            self.record(LedgerKind.AUTHORIZE, p, p.amount_poisha, p.trx_id, now)
         else:
             p.status, p.completed_at = Status.COMPLETED, now
-            self._record(LedgerKind.SALE, p, p.amount_poisha, p.trx_id, now)
-        return _ok(paymentID=p.payment_id, payerReference=p.payer_reference,
-                   customerMsisdn=p.wallet, trxID=p.trx_id, amount=p.amount,
-                   transactionStatus=p.status.value, paymentExecuteTime=bkash_time(now),
-                   currency=p.currency, intent=p.intent, merchantInvoiceNumber=p.merchant_invoice)
+            self.record(LedgerKind.SALE, p, p.amount_poisha, p.trx_id, now)
+        # The 2025 shape, keys in the order of two real sandbox execute answers pasted in public
+        # code: 2025-11-02 (a WooCommerce shop, sandboxTokenizedUser02, stored file id 62844059896)
+        # and 2025-12-22 (wallet 01770618575, stored file id 59183656677). Against the 2019/2021
+        # shape (§6) they add payerType "Customer", payerAccount (the wallet, no country prefix,
+        # equal to customerMsisdn) and maxRefundableAmount (the amount, as sent: "599.00", "100"),
+        # with statusCode/statusMessage last. Both are sales; for an authorization nothing is
+        # refundable until capture, so it says "0.00" here [INF].
+        return {"paymentID": p.payment_id, "trxID": p.trx_id, "transactionStatus": p.status.value,
+                "amount": p.amount, "currency": p.currency, "intent": p.intent,
+                "paymentExecuteTime": bkash_time(now), "merchantInvoiceNumber": p.merchant_invoice,
+                "payerType": _PAYER_TYPE, "payerReference": p.payer_reference,
+                "customerMsisdn": p.wallet, "payerAccount": p.wallet,
+                "maxRefundableAmount": self.refund_desk.max_refundable(p),
+                "statusCode": "0000", "statusMessage": "Successful"}
 
-    def _new_trx_id(self) -> str:
+    def new_trx_id(self) -> str:
         taken = {p.trx_id for p in self.payments.values()} | {
             r.trx_id for p in self.payments.values() for r in p.refunds}
         trx_id = new_trx_id()
@@ -323,14 +378,18 @@ class BkashSandbox:
         p = self._payment(body)
         p.capture_count += 1
         if p.status is Status.COMPLETED:
-            raise BkashError("2119")
+            # A captured authorization: 2119 "The authorized payment has already been processed"
+            # (§8.4's mapping). A sale was never authorized, so 2119 does not describe it; it gets
+            # the portal's 2068 "Transaction has already been completed" (§11), the code void of
+            # a completed payment answers too. No source shows either case on the wire [INF].
+            raise BkashError("2119" if p.intent == "authorization" else "2068")
         if p.status is Status.CANCELLED:
             raise BkashError("2069")
         if p.status is not Status.AUTHORIZED:
             raise BkashError("2056")
         now = self.clock()
         p.status, p.completed_at, p.updated_at = Status.COMPLETED, now, now
-        self._record(LedgerKind.CAPTURE, p, p.amount_poisha, p.trx_id, now)
+        self.record(LedgerKind.CAPTURE, p, p.amount_poisha, p.trx_id, now)
         return self._settle_answer(p)
 
     def void_payment(self, body: dict) -> dict:
@@ -344,7 +403,7 @@ class BkashSandbox:
             raise BkashError("2056")
         now = self.clock()
         p.status, p.cancelled_by, p.updated_at = Status.CANCELLED, "void", now
-        self._record(LedgerKind.VOID, p, p.amount_poisha, p.trx_id, now)
+        self.record(LedgerKind.VOID, p, p.amount_poisha, p.trx_id, now)
         return self._settle_answer(p)
 
     def _settle_answer(self, p: Payment) -> dict:
@@ -354,64 +413,38 @@ class BkashSandbox:
                    updateTime=bkash_time(p.updated_at), trxID=p.trx_id,
                    transactionStatus=p.status.value)
 
-    # --- search and refund ----------------------------------------------------------------
+    # --- search (refunds: refunds.py) -----------------------------------------------------
 
     def search_transaction(self, body: dict) -> dict:
+        """The [OBS] 2021 answer (§9) brought up to the newest public shape: pybkash 0.4.2 reads
+        ``payerAccount`` as always present (``response["payerAccount"]``) and, per its
+        docs/return_types.md, ``serviceFee``, ``payerType``, ``creditedAmount`` and
+        ``maxRefundableAmount`` for payments ("not present in refund transactions") and
+        ``originalTrxAmount`` only for refund transactions. Key order: the 2021 keys in their
+        order, payerAccount right after customerMsisdn (pybkash's field order, which follows the
+        2021 keys exactly), the optional keys in pybkash's order, statusCode/statusMessage last as
+        in every real search answer. The optional keys' position and the fee values are [INF]:
+        the sandbox charges no fee (serviceFee "0.00", creditedAmount the full amount)."""
         if body.get("trxID") is None:
             raise BkashError("2065")
+        refund = self.find_refund_by_trx(body["trxID"])
+        if refund is not None:
+            return self.refund_desk.search_answer(*refund)
         p = self.find_by_trx(body["trxID"])
         if p is None:
             raise BkashError("2033")
         assert p.executed_at is not None and p.wallet is not None
         return {"trxID": p.trx_id, "initiationTime": bkash_time(p.executed_at),
                 "completedTime": bkash_time(p.completed_at or p.executed_at),
-                "transactionType": "bKash Tokenized Checkout via API",
-                # Search reports the wallet with the country prefix, execute without (§4.3).
-                "customerMsisdn": "88" + p.wallet, "transactionStatus": p.status.value,
-                "amount": p.amount, "currency": p.currency, "organizationShortCode": "50011",
+                "transactionType": _PAYMENT_TRX_TYPE,
+                # Search reports the wallet with the country prefix, execute without (§4.3);
+                # payerAccount is the wallet as the 2025 execute answers give it.
+                "customerMsisdn": "88" + p.wallet, "payerAccount": p.wallet,
+                "transactionStatus": p.status.value, "amount": p.amount, "currency": p.currency,
+                "organizationShortCode": "50011", "serviceFee": format_poisha(0),
+                "payerType": _PAYER_TYPE, "creditedAmount": format_poisha(p.amount_poisha),
+                "maxRefundableAmount": self.refund_desk.max_refundable(p),
                 "statusCode": "0000", "statusMessage": "Successful"}
-
-    def refund(self, body: dict) -> dict:
-        # Refund and refund status share one URL; a body without amount asks for the status (§2 #10).
-        if "amount" not in body:
-            return self.refund_status(body)
-        p = self._refundable(body)
-        now = self.clock()
-        assert p.completed_at is not None
-        if now - p.completed_at > REFUND_WINDOW_SECONDS:
-            raise BkashError("2071")
-        poisha = parse_amount(body["amount"])
-        if poisha is None or poisha > p.amount_poisha - p.refunded_poisha:
-            raise BkashError("2072")  # [OBS] an amount above the original (§9)
-        if not body.get("sku"):
-            raise BkashError("2073")  # [3P] a missing sku gives "Invalid SKU" (§9)
-        refund = Refund(self._new_trx_id(), body["amount"], poisha, now)
-        p.refunds.append(refund)
-        self._record(LedgerKind.REFUND, p, poisha, refund.trx_id, now, original_trx_id=p.trx_id)
-        return self._refund_answer(p, refund)
-
-    def refund_status(self, body: dict) -> dict:
-        p = self._refundable(body)
-        if not p.refunds:
-            raise BkashError("2033")  # [INF] the answer for "no refund yet" is not in any source
-        return self._refund_answer(p, p.refunds[-1])
-
-    def _refundable(self, body: dict) -> Payment:
-        p = self._payment(body)
-        if not body.get("trxID"):
-            raise BkashError("2065")
-        if body["trxID"] != p.trx_id:
-            raise BkashError("2077")
-        if p.status is not Status.COMPLETED:
-            # Only a completed sale or capture holds the merchant's money (§8.4, §10.2).
-            raise BkashError("2074" if p.status is Status.CANCELLED else "2127")
-        return p
-
-    @staticmethod
-    def _refund_answer(p: Payment, refund: Refund) -> dict:
-        return _ok(originalTrxID=p.trx_id, refundTrxID=refund.trx_id, transactionStatus="Completed",
-                   amount=refund.amount, currency=p.currency, charge="0.00",
-                   completedTime=bkash_time(refund.at))
 
     # --- admin views ----------------------------------------------------------------------
 
@@ -426,17 +459,19 @@ class BkashSandbox:
                 "pin_failures": p.pin_failures, "trx_id": p.trx_id, "signature": p.signature,
                 "cancelled_by": p.cancelled_by, "failure_code": p.failure_code,
                 "execute_count": p.execute_count, "capture_count": p.capture_count,
-                "void_count": p.void_count, "refunded_poisha": p.refunded_poisha,
-                "refunds": [{"trx_id": r.trx_id, "amount": format_poisha(r.amount_poisha),
-                             "amount_poisha": r.amount_poisha, "at": r.at} for r in p.refunds],
-                "created_at": p.created_at, "executed_at": p.executed_at,
-                "completed_at": p.completed_at, "updated_at": p.updated_at}
+                "void_count": p.void_count, "created_at": p.created_at,
+                "executed_at": p.executed_at, "completed_at": p.completed_at,
+                "updated_at": p.updated_at, **self.refund_desk.payment_fields(p)}
 
     def ledger_view(self, payment_id: str | None = None, invoice: str | None = None) -> list[dict]:
         self.expire_holds()
         return [e.to_dict() for e in self.ledger
                 if (payment_id is None or e.payment_id == payment_id)
                 and (invoice is None or e.merchant_invoice == invoice)]
+
+
+def _is_reference(value: str | None) -> bool:
+    return value is not None and 1 <= len(value) <= 255 and not any(c in value for c in "<>&")
 
 
 def _is_absolute_http_url(value: object) -> bool:

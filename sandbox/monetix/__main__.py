@@ -64,6 +64,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    default=_env("AMOUNT_CHANGE_POLICY", _DEFAULTS.amount_change_policy),
                    help="a customer paying a different sum: success with it, or decline 20304 (§4.5)")
     p.add_argument("--sale-path", default=_env("SALE_PATH", _DEFAULTS.sale_path))
+    p.add_argument("--refund-path", default=_env("REFUND_PATH", _DEFAULTS.refund_path))
+    p.add_argument("--refund-processing-seconds", type=float,
+                   default=float(_env("REFUND_PROCESSING_SECONDS", _DEFAULTS.refund_processing_seconds)),  # type: ignore[arg-type]
+                   help="how long a refund stays processing before its result callback")
+    p.add_argument("--merchant-refund-id-scope", choices=["project", "payment"],
+                   default=_env("MERCHANT_REFUND_ID_SCOPE", _DEFAULTS.merchant_refund_id_scope),
+                   help="where a merchant_refund_id must be unique (3230 on reuse)")
     return p.parse_args(argv)
 
 
@@ -74,7 +81,9 @@ def config_from(args: argparse.Namespace) -> MonetixSandboxConfig:
         public_base_url=args.public_base_url, callback_retry_delays=args.callback_retry_delays,
         clarification_timeout_seconds=args.clarification_timeout_seconds,
         min_status_delay_seconds=args.min_status_delay_seconds, signature_order=args.signature_order,
-        amount_change_policy=args.amount_change_policy, sale_path=args.sale_path)
+        amount_change_policy=args.amount_change_policy, sale_path=args.sale_path,
+        refund_path=args.refund_path, refund_processing_seconds=args.refund_processing_seconds,
+        merchant_refund_id_scope=args.merchant_refund_id_scope)
 
 
 def main(argv: list[str] | None = None) -> None:

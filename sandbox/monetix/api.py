@@ -1,5 +1,5 @@
-"""Gate (reference §3): sale, clarification and status, each authenticated by its signature
-(§2.1) before fault injection and the platform's rules in state.py."""
+"""Gate (reference §3): sale, clarification, refund and status, each authenticated by its signature
+(§2.1) before fault injection and the platform's rules in state.py and refunds.py."""
 
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ class GateApi:
             Route("/v2/payment/wallet/{method}/sale", self._endpoint(Operation.SALE, self._unknown_method),
                   methods=["POST"]),
             Route("/v2/payment/clarification", self._endpoint(Operation.CLARIFICATION, s.clarification),
+                  methods=["POST"]),
+            Route(s.config.refund_path, self._endpoint(Operation.REFUND, s.refund), methods=["POST"]),
+            Route("/v2/payment/wallet/{method}/refund", self._endpoint(Operation.REFUND, self._unknown_method),
                   methods=["POST"]),
             Route("/v2/payment/status",
                   self._endpoint(Operation.STATUS, lambda body, project, _rid: s.status(body, project)),

@@ -35,7 +35,8 @@ def create_app(config: MonetixSandboxConfig | None = None, *, clock: Callable[[]
 
     async def index(request: Request) -> Response:
         return JSONResponse({"service": "Monetix (ECOMMPAY) bKash sandbox",
-                             "gate": [config.sale_path, "/v2/payment/clarification", "/v2/payment/status"],
+                             "gate": [config.sale_path, "/v2/payment/clarification", config.refund_path,
+                                      "/v2/payment/status"],
                              "payment_page": "/payment?...&signature=...",
                              "customer": "/sandbox/customer/pay",
                              "admin": "/admin/payments, /admin/ledger, /admin/stats, /admin/faults"})

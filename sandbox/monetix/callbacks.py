@@ -69,8 +69,12 @@ class CallbackRecord:
     attempts: list[Attempt] = field(default_factory=list)
 
     def to_dict(self) -> dict:
+        operation = self.body.get("operation") if isinstance(self.body.get("operation"), dict) else {}
         return {"seq": self.seq, "project_id": self.project_id, "payment_id": self.payment_id,
-                "status": self.status, "kind": self.copy.value, "copy_of": self.copy_of,
+                "status": self.status, "operation_type": operation.get("type"),
+                "operation_status": operation.get("status"),
+                "merchant_refund_id": (self.body.get("payment") or {}).get("merchant_refund_id"),
+                "kind": self.copy.value, "copy_of": self.copy_of,
                 "fault": self.fault, "delivery": self.delivery.value,
                 "delivered": self.delivery is Delivery.DELIVERED, "note": self.note,
                 "url": self.url, "created_at": self.created_at,

@@ -15,8 +15,11 @@ MESSAGES: dict[str, str] = {
     "3060": "Payment status does not allow this action",
     "3061": "Transaction not found",
     "3191": "Need clarification",
+    "3230": "Duplicate merchant_refund_id",
     "3261": "Invalid signature",
     "3262": "Empty signature",
+    "3283": "Refund amount is greater than the initial payment amount",
+    "3284": "Refund currency does not match the payment currency",
     "9999": "Awaiting processing",
     "20000": "General decline",
     "20105": "Insufficient funds on customer account",
@@ -32,6 +35,11 @@ SUCCESS = "0"
 # merchant must decide on payment.status, never on an intermediate code.
 AWAITING_CUSTOMER = "0"
 AWAITING_CLARIFICATION = "3191"
+# A refund the provider has not answered yet (§6: 9999 "Awaiting processing", intermediate).
+AWAITING_PROCESSING = "9999"
+# How a `decline` fault declines a refund unless it names a code: the wallet provider's general
+# decline (§6, 2xxxx range) [I: the platform's refund decline codes are not documented].
+REFUND_DECLINE = "20000"
 # Decline codes a test may ask for when completing a Payment Page payment.
 PAGE_DECLINE_CODES = frozenset({"20000", "20105", "20301", "20304", "20602"})
 

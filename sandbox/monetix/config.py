@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 # §3.2: the bKash sale path is inferred from /v2/payment/wallet/easypaisa/sale; configurable for that reason.
 DEFAULT_SALE_PATH = "/v2/payment/wallet/bkash/sale"
+# §3.6: refunds are /v2/payment/{method}/refund [C]; the bKash method's segment is inferred [I].
+DEFAULT_REFUND_PATH = "/v2/payment/wallet/bkash/refund"
 
 
 class MonetixSandboxConfig(BaseModel):
@@ -45,6 +47,13 @@ class MonetixSandboxConfig(BaseModel):
     # project is a question for the account manager [I].
     amount_change_policy: Literal["accept", "decline"] = "accept"
     sale_path: str = DEFAULT_SALE_PATH
+    refund_path: str = DEFAULT_REFUND_PATH
+    # How long a refund stays `processing` before the provider answers (then its callback goes out).
+    # 0: at once, within the refund request. Real refunds take from seconds to days [I].
+    refund_processing_seconds: float = Field(0.0, ge=0)
+    # §6 3230 "duplicate merchant_refund_id": whether an id must be unique in the project or only
+    # among one payment's refunds is not documented [I]; the stricter reading is the default.
+    merchant_refund_id_scope: Literal["project", "payment"] = "project"
     # Base URL the Payment Page is reached at, for the page's own links. None: the request's base URL.
     public_base_url: str | None = None
     # How often a served sandbox (uvicorn lifespan) checks for payments past their clarification
@@ -62,11 +71,11 @@ class MonetixSandboxConfig(BaseModel):
             raise ValueError("at most 120 attempts in all (§4.1), so at most 119 retry delays")
         return v
 
-    @field_validator("sale_path")
+    @field_validator("sale_path", "refund_path")
     @classmethod
     def _path(cls, v: str) -> str:
         if not v.startswith("/"):
-            raise ValueError("sale_path must start with '/', e.g. /v2/payment/wallet/bkash/sale")
+            raise ValueError("Gate paths must start with '/', e.g. /v2/payment/wallet/bkash/sale")
         return v
 
     @model_validator(mode="after")

@@ -1,6 +1,7 @@
-"""The sandbox's memory and the platform's rules for a bKash purchase: payments, their statuses
-(reference §4.3), the customer's bKash transfers, the ledger of money movements, and the callbacks
-each step produces. No HTTP here: callers get a body or a GateError / ActionError.
+"""The platform's rules for a bKash purchase: payments' statuses (reference §4.3), the customer's bKash
+transfers, the ledger of money movements, and the callbacks and status answers each step produces
+(what is remembered is model.py's; refunds are refunds.py's). No HTTP here: callers get a body or a
+GateError / ActionError.
 
 The purchase (seed, "Purchase by using Gate", steps 2-15):
 
@@ -12,15 +13,14 @@ The purchase (seed, "Purchase by using Gate", steps 2-15):
 
 Each arrow into a status emits one signed callback. Payment Page payments (§5) start in
 [awaiting customer] on the page and emit only their final callback (§5.4: the page handles
-clarification with the customer itself).
+clarification with the customer itself). A paid purchase may then be refunded, in part or in full,
+any number of times (refunds.py): success ─▶ partially refunded ─▶ refunded.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import httpx
@@ -29,11 +29,30 @@ from providers.monetix_signing import sign, verify
 from sandbox.common.faults import FaultBook
 
 from . import codes
-from .callbacks import CallbackOutbox, CallbackRecord, Delivery
+from .callbacks import CallbackOutbox, Delivery
 from .codes import GateError
 from .config import MonetixSandboxConfig
 from .faults import Target
 from .formats import OperationIds, amount_text, monetix_time, new_trx_id
+from .model import (
+    ActionError,
+    Channel,
+    Clarification,
+    CustomerPayment,
+    LedgerEntry,
+    LedgerKind,
+    Payment,
+    PaymentStatus,
+    Refund,
+    field_value,
+    missing as _missing,
+    parse_project_id,
+)
+from .refunds import RefundRules, refund_operation
+
+# Callers import these from here, where they lived before model.py.
+__all__ = ["ActionError", "Channel", "LedgerKind", "MonetixSandbox", "Payment", "PaymentStatus",
+           "field_value", "parse_project_id"]
 
 # The bKash sandbox's insufficient-balance wallet (bKash reference §13, code 2023 there); here the
 # final callback declines with 20105 "insufficient funds on customer account" (§6).
@@ -53,143 +72,6 @@ _PAGE_REQUIRED = ("payment_id", "customer_id", "customer_first_name", "customer_
                   "customer_email", "payment_currency", "payment_amount")
 # Seed, "Special considerations": whole BDT, a multiple of 10.00 BDT, in poisha.
 AMOUNT_STEP = 1000
-
-
-class PaymentStatus(StrEnum):
-    AWAITING_CLARIFICATION = "awaiting clarification"
-    AWAITING_CUSTOMER = "awaiting customer"
-    SUCCESS = "success"
-    DECLINE = "decline"
-
-    @property
-    def final(self) -> bool:
-        return self in (PaymentStatus.SUCCESS, PaymentStatus.DECLINE)
-
-
-class Channel(StrEnum):
-    GATE = "gate"
-    PAYMENT_PAGE = "payment_page"
-
-
-class LedgerKind(StrEnum):
-    CUSTOMER_PAID = "CUSTOMER_PAID"  # the customer's bKash transfer to the receiver account
-    SETTLED = "SETTLED"  # a purchase ended success: what the merchant is credited (§4.5)
-
-
-class ActionError(Exception):
-    """A refused sandbox action (customer pays, page completion): not a Monetix API, so a plain
-    HTTP status and an explanation."""
-
-    def __init__(self, status: int, message: str) -> None:
-        self.status = status
-        super().__init__(message)
-
-
-@dataclass
-class CustomerPayment:
-    transaction_id: str
-    amount: int
-    wallet: str
-    at: float
-    insufficient_balance: bool
-
-    def to_dict(self) -> dict:
-        return {"transaction_id": self.transaction_id, "amount": self.amount, "wallet": self.wallet,
-                "at": self.at, "insufficient_balance": self.insufficient_balance}
-
-
-@dataclass
-class Clarification:
-    at: float
-    request_id: str
-    body: dict[str, Any]  # as received, signature removed
-    accepted: bool = False
-    code: str | None = None
-    account_number: str | None = None
-    transaction_id: str | None = None  # additional_data.transaction_id as sent, accepted or not
-
-    def to_dict(self) -> dict:
-        return {"at": self.at, "request_id": self.request_id, "accepted": self.accepted,
-                "code": self.code, "account_number": self.account_number,
-                "transaction_id": self.transaction_id, "body": self.body}
-
-
-@dataclass
-class Payment:
-    project_id: int
-    payment_id: str
-    channel: Channel
-    amount: int  # requested, poisha
-    currency: str
-    customer_id: str
-    description: str
-    callback_url: str | None
-    operation_id: int
-    request_id: str
-    created_at: float
-    status: PaymentStatus
-    updated_at: float
-    deadline: float
-    account_number: str | None = None
-    code: str = codes.AWAITING_CUSTOMER
-    message: str = codes.message(codes.AWAITING_CUSTOMER)
-    paid_amount: int | None = None
-    provider_payment_id: str | None = None
-    callback_delay_seconds: float = 0.0
-    customer_payments: list[CustomerPayment] = field(default_factory=list)
-    clarifications: list[Clarification] = field(default_factory=list)
-    callbacks: list[CallbackRecord] = field(default_factory=list)
-    status_requests: int = 0
-    early_status_requests: int = 0
-
-    @property
-    def submitted_transaction_ids(self) -> list[str]:
-        """Transaction IDs the platform accepted; ``clarifications`` keeps every one sent."""
-        return [c.transaction_id for c in self.clarifications if c.accepted and c.transaction_id is not None]
-
-
-@dataclass
-class LedgerEntry:
-    seq: int
-    kind: LedgerKind
-    project_id: int
-    payment_id: str
-    amount: int
-    currency: str
-    transaction_id: str | None
-    wallet: str | None
-    at: float
-
-    def to_dict(self) -> dict:
-        return {"seq": self.seq, "kind": self.kind.value, "project_id": self.project_id,
-                "payment_id": self.payment_id, "amount": self.amount, "currency": self.currency,
-                "transaction_id": self.transaction_id, "wallet": self.wallet, "at": self.at}
-
-
-def field_value(body: Mapping[str, Any], dotted: str) -> Any:
-    value: Any = body
-    for part in dotted.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip()) or isinstance(value, (Mapping, list))
-
-
-def parse_project_id(value: Any) -> int | None:
-    """project_id is an integer (§3.1); the Payment Page sends it as query text."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    # ASCII digits only: str.isdigit() also says yes to "²", which int() refuses; and no project id
-    # has more digits than a 64-bit integer (int() refuses over 4300 of them).
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
-        return int(value)
-    return None
 
 
 def _check_amount(value: Any, name: str) -> int:
@@ -215,7 +97,7 @@ def _without_signature(value: Any) -> Any:
     return value
 
 
-class MonetixSandbox:
+class MonetixSandbox(RefundRules):
     def __init__(self, config: MonetixSandboxConfig, clock: Callable[[], float],
                  http: httpx.AsyncClient | None) -> None:
         self.config = config
@@ -235,7 +117,7 @@ class MonetixSandbox:
         self.counters: dict[str, int] = {
             "sale_requests": 0, "clarification_requests": 0, "status_requests": 0,
             "payment_page_opened": 0, "early_status_requests": 0, "invalid_signature_requests": 0,
-            "empty_signature_requests": 0}
+            "empty_signature_requests": 0, "refund_requests": 0}
         self.rejections: dict[str, int] = {}
 
     # --- lookups and authentication -------------------------------------------------------------
@@ -283,6 +165,7 @@ class MonetixSandbox:
         for p in self.payments.values():
             if not p.status.final and now >= p.deadline:
                 self._decline(p, "20602")
+        self.complete_due_refunds()
 
     # --- Gate -------------------------------------------------------------------------------------
 
@@ -408,6 +291,14 @@ class MonetixSandbox:
         cp = self._transfer(p, amount, wallet)
         return cp.transaction_id
 
+    def new_trx_id(self) -> str:
+        """A bKash transaction ID no other transfer or refund of this sandbox has."""
+        transaction_id = new_trx_id()
+        while transaction_id in self._trx_ids:
+            transaction_id = new_trx_id()
+        self._trx_ids.add(transaction_id)
+        return transaction_id
+
     def _transfer(self, p: Payment, amount: Any, wallet: Any) -> CustomerPayment:
         amount = p.amount if amount is None else amount
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
@@ -415,10 +306,7 @@ class MonetixSandbox:
         wallet = wallet if wallet is not None else (p.account_number or DEFAULT_WALLET)
         if not isinstance(wallet, str) or not _ACCOUNT.match(wallet):
             raise ActionError(422, f"wallet {wallet!r} must be a bKash account number, up to 12 digits")
-        transaction_id = new_trx_id()
-        while transaction_id in self._trx_ids:
-            transaction_id = new_trx_id()
-        self._trx_ids.add(transaction_id)
+        transaction_id = self.new_trx_id()
         cp = CustomerPayment(transaction_id, amount, wallet, self.clock(), wallet == INSUFFICIENT_BALANCE_WALLET)
         p.customer_payments.append(cp)
         if not cp.insufficient_balance:
@@ -538,8 +426,8 @@ class MonetixSandbox:
 
     def _enter(self, p: Payment, status: PaymentStatus, code: str) -> None:
         p.status, p.code, p.message, p.updated_at = status, code, codes.message(code), self.clock()
-        self.outbox.emit(p.callbacks, Target(p.project_id, p.payment_id, status.value), self.signed_body(p),
-                         p.callback_url, p.callback_delay_seconds)
+        self.outbox.emit(p.callbacks, Target(p.project_id, p.payment_id, status.value, "sale"),
+                         self.signed_body(p), p.callback_url, p.callback_delay_seconds)
 
     def _record(self, kind: LedgerKind, p: Payment, amount: int, transaction_id: str | None,
                 wallet: str | None) -> None:
@@ -555,31 +443,42 @@ class MonetixSandbox:
             items.append({"type": "add_info", "title": "amount", "data": amount_text(p.amount)})
         return items
 
-    def signed_body(self, p: Payment, *, status_answer: bool = False) -> dict[str, Any]:
-        """A callback (seed Figures 7-8; §4.1 field inventory) or, with ``status_answer``, the status
-        answer, which mirrors it with ``operations[]`` (§3.4). Signed at the root (§4.1)."""
+    def signed_body(self, p: Payment, *, status_answer: bool = False, refund: Refund | None = None) -> dict[str, Any]:
+        """A callback (seed Figures 7-8; §4.1 field inventory), a refund's callback (``refund``: its
+        operation, §3.6) or, with ``status_answer``, the status answer, which mirrors a callback with
+        ``operations[]``: the sale and every refund (§3.4). Signed at the root (§4.1)."""
         # §4.5 [I]: on success both payment.sum and operation.sum_initial carry the amount paid; a
         # decline keeps the requested amount, since nothing is credited.
-        total = {"amount": p.paid_amount if p.status is PaymentStatus.SUCCESS else p.amount,
-                 "currency": p.currency}
+        paid = {"amount": p.settled_amount, "currency": p.currency}
         operation = {
-            "id": p.operation_id, "type": "sale", "status": p.status.value,
+            # The sale stays a success whatever its refunds did since.
+            "id": p.operation_id, "type": "sale",
+            "status": PaymentStatus.SUCCESS.value if p.status.paid else p.status.value,
             "date": monetix_time(p.updated_at), "created_date": monetix_time(p.created_at),
-            "request_id": p.request_id, "sum_initial": dict(total),
+            "request_id": p.request_id, "sum_initial": dict(paid),
             # No conversion: BDT in, BDT out.
-            "sum_converted": dict(total), "code": p.code, "message": p.message,
+            "sum_converted": dict(paid), "code": p.code, "message": p.message,
             "provider": {"id": self.config.provider_id, "payment_id": p.provider_payment_id or "",
                          "auth_code": ""},
         }
-        data: dict[str, Any] = {
-            "project_id": p.project_id,
-            "payment": {"id": p.payment_id, "type": "purchase", "status": p.status.value,
-                        "date": monetix_time(p.updated_at), "method": "Bkash", "sum": total,
-                        "description": p.description},
-            "customer": {"id": p.customer_id},
-        }
+        # After refunds payment.sum is what is left ("Payment balance": woocommerce-ecommpay
+        # EcpModuleRefund) [C-ish]; the sale operation keeps the amount paid.
+        balance = p.settled_amount - p.refunded_amount
+        payment: dict[str, Any] = {"id": p.payment_id, "type": "purchase", "status": p.status.value,
+                                   "date": monetix_time(p.updated_at), "method": "Bkash",
+                                   "sum": {"amount": balance, "currency": p.currency},
+                                   "description": p.description}
+        # §4.1 lists payment.merchant_refund_id: a refund callback names its refund; the status
+        # answer, mirroring the latest callback, the latest refund's [I].
+        latest = refund or (p.refunds[-1] if status_answer and p.refunds else None)
+        if latest is not None and latest.merchant_refund_id is not None:
+            payment["merchant_refund_id"] = latest.merchant_refund_id
+        data: dict[str, Any] = {"project_id": p.project_id, "payment": payment,
+                                "customer": {"id": p.customer_id}}
         if status_answer:
-            data["operations"] = [operation]
+            data["operations"] = [operation, *(refund_operation(r, self.config.provider_id) for r in p.refunds)]
+        elif refund is not None:
+            data["operation"] = refund_operation(refund, self.config.provider_id)
         else:
             data["operation"] = operation
         if p.account_number is not None:
@@ -606,6 +505,8 @@ class MonetixSandbox:
             "transaction_ids": [c.transaction_id for c in p.customer_payments],
             "submitted_transaction_ids": p.submitted_transaction_ids,
             "clarifications": [c.to_dict() for c in p.clarifications],
+            "refunds": [r.to_dict() for r in p.refunds],
+            "refunded_amount": p.refunded_amount, "refundable_amount": p.refundable_amount,
             "callbacks": [c.to_dict() for c in p.callbacks],
             "status_requests": p.status_requests, "early_status_requests": p.early_status_requests,
         }

@@ -15,7 +15,7 @@ from providers.monetix_signing import loads
 from sandbox.common.wire import json_object, under_fault
 
 from .codes import GateError, message
-from .faults import Operation, Target
+from .faults import REQUEST_KINDS, Operation, Target
 from .state import MonetixSandbox
 
 __all__ = ["answer", "error_body", "error_response", "read_json"]
@@ -50,4 +50,5 @@ async def answer(sandbox: MonetixSandbox, operation: Operation, target: Target,
     def injected(code: str | None) -> Response:
         return refuse(GateError(code or "3060", detail="injected by a sandbox fault"))
 
-    return await under_fault(sandbox.faults.take(operation, target), apply, injected, DROPPED_BODY)
+    fault = sandbox.faults.take(operation, target, kinds=REQUEST_KINDS)
+    return await under_fault(fault, apply, injected, DROPPED_BODY)

@@ -1,5 +1,6 @@
 """`make bench` in miniature: two payments per phase, one concurrency level, the whole stack (dev
-server, a separate worker process, sandboxes, endpoint). Checks the report's structure only — a
+server, a separate worker process, sandboxes, endpoint), run once for the tests below. Checks the
+report's structure and the billable-action counts of the payment and refund paths only — a
 benchmark's timings are never asserted in a test."""
 
 from __future__ import annotations
@@ -9,21 +10,29 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("bkash", "monetix")
 PATHS = ("workflow", "floor", "direct")
 
 
-def test_bench_runs_every_path_and_reports_the_figures(tmp_path):
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
     run = subprocess.run(
         [sys.executable, "-m", "bench", "--payments", "2", "--concurrency", "1", "--warmup", "1",
-         "--no-chart", "--out", str(tmp_path), "--label", "smoke"],
+         "--no-chart", "--out", str(out), "--label", "smoke"],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    [file] = out.glob("bench-*-smoke.json")
+    return run, json.loads(file.read_text()), out
+
+
+def test_bench_runs_every_path_and_reports_the_figures(bench_run):
+    run, report, out = bench_run
     for heading in ("pay/s", "worker CPU ms/pay", "wf÷floor", "wf−direct", "USD / 1M payments"):
         assert heading in run.stdout
-    [file] = tmp_path.glob("bench-*-smoke.json")
-    report = json.loads(file.read_text())
 
     assert {(p["kind"], p["path"]) for p in report["phases"]} == \
         {(k, p) for k in KINDS for p in PATHS}
@@ -52,4 +61,30 @@ def test_bench_runs_every_path_and_reports_the_figures(tmp_path):
     assert len(paths) == 5 and all(a["ok"] for a in paths.values())
     captured = paths["bKash: approved → delivered → captured"]
     assert captured["actions"]["workflow start"] == 1 and captured["total_actions"] >= 10
-    assert not list(tmp_path.glob(".bench-*")), "the run's scratch folder (dev server db) is removed"
+    assert not list(out.glob(".bench-*")), "the run's scratch folder (dev server db) is removed"
+
+
+def test_bench_counts_the_billable_actions_of_each_refund_path(bench_run):
+    run, report, _ = bench_run
+    assert "Billable actions per refund path" in run.stdout and "USD / 1M refund paths" in run.stdout
+    paths = {a["path"]: a for a in report["refund_actions_per_path"]}
+    assert len(paths) == 4 and all(a["ok"] for a in paths.values()), paths
+    one = paths["bKash refund: one partial refund (300.00 of 1000.00)"]
+    # Counted from the ledger's own history: its start, reading the payment and the refund call,
+    # the merchant's request (update-with-start) and wait, the window, the stages shown.
+    assert one["workflow_id"].startswith("refunds-bkash-")
+    assert one["actions"]["workflow start"] == 1
+    assert one["actions"]["activity"] == 2 and one["actions"]["update"] == 2
+    assert one["actions"]["timer"] >= 1 and one["actions"]["search attribute upsert"] >= 2
+    assert one["total_actions"] == sum(one["actions"].values()) and one["events"] > 0
+    two = paths["bKash refund: two refunds (300.00, then 200.00)"]
+    assert two["refund_lines_at_provider"] == 2
+    assert two["actions"]["activity"] == one["actions"]["activity"] + 1
+    assert two["actions"]["update"] == one["actions"]["update"] + 2
+    lost = paths["bKash refund: answer lost → resolved by refund status"]
+    # The lost answer costs one more activity attempt (the retry asks refund status first).
+    assert lost["reconciled"] == 1 and lost["refund_lines_at_provider"] == 1
+    assert lost["actions"]["activity"] == one["actions"]["activity"] + 1
+    monetix = paths["Monetix refund: 300.00 by callback"]
+    assert monetix["workflow_id"].startswith("refunds-monetix-")
+    assert monetix["actions"]["update"] == one["actions"]["update"] + 1  # the refund callback

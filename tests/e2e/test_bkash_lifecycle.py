@@ -17,7 +17,7 @@ from merchant_client import (
     report_service_failed,
     start_payment,
 )
-from tests.support.bkash import kinds, pay, result, state, wait_for_stage
+from tests.support.bkash import kinds, pay, result, return_url, state, wait_for_stage
 from workflows import search_attributes as sa
 from workflows.bkash import BkashAuthCapture
 from contracts.bkash import BkashStage
@@ -216,7 +216,7 @@ async def test_update_for_an_unknown_invoice_is_a_clear_error(stack):
 
 async def test_forged_success_before_approval_changes_nothing_until_bkash_confirms(stack):
     req, url = await pay(stack)
-    cb = f"{stack.endpoint_url}/bkash/return/{req.workflow_id}"
+    cb = return_url(stack, req.workflow_id)
     forged = await stack.customer.http.get(
         cb, params={"paymentID": url.payment_id, "status": "success"}, follow_redirects=True)
     assert forged.status_code == 200
@@ -229,7 +229,7 @@ async def test_forged_success_before_approval_changes_nothing_until_bkash_confir
 
 async def test_return_with_a_foreign_payment_id_is_refused(stack):
     req, url = await pay(stack)
-    cb = f"{stack.endpoint_url}/bkash/return/{req.workflow_id}"
+    cb = return_url(stack, req.workflow_id)
     resp = await stack.customer.http.get(cb, params={"paymentID": "TR0011someoneelse",
                                                      "status": "cancel"})
     assert resp.status_code == 409
@@ -243,7 +243,7 @@ async def test_forged_cancel_after_authorization_changes_nothing(stack):
     req, url = await pay(stack)
     await stack.customer.approve(url.bkash_url)
     await wait_for_stage(stack, req, BkashStage.AUTHORIZED)
-    cb = f"{stack.endpoint_url}/bkash/return/{req.workflow_id}"
+    cb = return_url(stack, req.workflow_id)
     resp = await stack.customer.http.get(cb, params={"paymentID": url.payment_id,
                                                      "status": "cancel"}, follow_redirects=True)
     assert "authorized" in resp.text.lower()

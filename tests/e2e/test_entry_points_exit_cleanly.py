@@ -106,6 +106,7 @@ async def test_worker_and_endpoint_stop_on_sigterm_with_status_0(stack, dev_env)
     env = {**cli_env(stack, dev_env), "BKASH_BASE_URL": stack.settings.bkash.base_url,
            "BKASH_APP_KEY": "k", "BKASH_APP_SECRET": "s", "BKASH_USERNAME": "u",
            "BKASH_PASSWORD": "p", "BKASH_TOKEN_CACHE_FILE": "",
+           "PAYMENTS_LINK_SECRET": stack.settings.link_secret.get_secret_value(),
            "PAYMENTS_TASK_QUEUE": f"{stack.settings.task_queue}-exit"}
     worker = await asyncio.create_subprocess_exec(
         sys.executable, "worker.py", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE)

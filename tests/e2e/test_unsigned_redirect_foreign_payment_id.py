@@ -12,7 +12,7 @@ from temporalio import activity
 from contracts.bkash import BkashActivity, BkashStage, CreatedPaymentInfo, CreatePaymentInput
 from merchant_client import report_service_delivered
 from tests.conftest import running_stack
-from tests.support.bkash import kinds, pay, result, state, wait_for_stage
+from tests.support.bkash import kinds, pay, result, return_url, state, wait_for_stage
 
 
 def create_without_redirect_signature(acts: list) -> list:
@@ -43,7 +43,7 @@ async def test_forged_return_with_a_foreign_payment_id_changes_nothing_without_a
     handle = stack.client.get_workflow_handle(req.workflow_id)
     events_before = len((await handle.fetch_history()).events)
     forged = await stack.customer.http.get(
-        f"{stack.endpoint_url}/bkash/return/{req.workflow_id}",
+        return_url(stack, req.workflow_id),
         params={"paymentID": "TR0011someoneElse1700000000000", "status": status},
         follow_redirects=True)
     calls = await stack.sandbox.calls(invoice=req.invoice_number)

@@ -7,16 +7,33 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import merchant_client
 from merchant_client import start_payment
-from contracts.bkash import ApprovalUrl, BkashPaymentRequest, BkashPaymentState, BkashStage
+from contracts.bkash import (ApprovalUrl, BkashPaymentRequest, BkashPaymentState, BkashStage,
+                             return_link_token)
 
 
 def request(stack, invoice: str | None = None, amount_poisha: int = 50000, **kw) -> BkashPaymentRequest:
     kw.setdefault("provider_timeout", timedelta(seconds=3))
     return BkashPaymentRequest(invoice_number=invoice or stack.invoice(), amount_poisha=amount_poisha,
                                callback_base_url=stack.endpoint_url, **kw)
+
+
+def link_token(stack, workflow_id: str) -> str:
+    return return_link_token(stack.settings.link_secret.get_secret_value().encode(), workflow_id)
+
+
+def return_url(stack, workflow_id: str) -> str:
+    """The payment's callbackURL as bKash got it: /bkash/return/<workflow id>/<token>."""
+    return f"{stack.endpoint_url}/bkash/return/{quote(workflow_id, safe='')}/" \
+           f"{link_token(stack, workflow_id)}"
+
+
+def result_url(stack, workflow_id: str) -> str:
+    return f"{stack.endpoint_url}/bkash/result/{quote(workflow_id, safe='')}/" \
+           f"{link_token(stack, workflow_id)}"
 
 
 async def pay(stack, **kw) -> tuple[BkashPaymentRequest, ApprovalUrl]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -264,13 +265,26 @@ async def test_unknown_api_path_gets_the_gateways_missing_token_answer(bkash: Bk
     ({"amount": "-5"}, "2006"),
     ({"amount": "12.345"}, "2006"),
     ({"amount": "1e3"}, "2006"),
-    ({"amount": 500}, "2006"),
+    ({"amount": 0}, "2006"),  # [OBS] the JSON number 0 got 2006 "Invalid amount."
+    ({"amount": -5}, "2006"),
+    ({"amount": 12.345}, "2006"),
+    ({"amount": 1e20}, "2006"),
+    ({"amount": True}, "2006"),
+    ({"amount": [500]}, "2006"),
     ({"currency": "USD"}, "2007"),
     ({"intent": "capture"}, "2008"),
     ({"merchantInvoiceNumber": "INV<1>"}, "2031"),
     ({"merchantInvoiceNumber": "A&B"}, "2031"),
     ({"merchantInvoiceNumber": "x" * 256}, "2031"),
     ({"merchantInvoiceNumber": ""}, "2031"),
+    ({"merchantInvoiceNumber": True}, "2031"),
+    ({"merchantInvoiceNumber": ["INV-1"]}, "2031"),
+    ({"merchantInvoiceNumber": {"id": 1}}, "2031"),
+    ({"payerReference": True}, "2048"),
+    ({"payerReference": ["01770618575"]}, "2048"),
+    ({"payerReference": {"id": 1}}, "2048"),
+    ({"payerReference": "a<b"}, "2048"),
+    ({"payerReference": "x" * 256}, "2048"),
     ({"callbackURL": "/bkash/callback"}, "2049"),
     ({"callbackURL": "ftp://merchant.test/cb"}, "2049"),
     ({"callbackURL": "https://"}, "2049"),
@@ -380,12 +394,34 @@ async def test_execute_before_the_customer_approves_is_2060(bkash: Bkash):
     assert answer["statusCode"] == "2060"
 
 
-async def test_execute_twice_is_2062_and_moves_no_money(bkash: Bkash):
-    executed = await bkash.authorized()
-    again = (await bkash.call("execute", {"paymentID": executed["paymentID"]})).json()
+async def test_execute_twice_on_a_completed_sale_is_2062_and_moves_no_money(bkash: Bkash):
+    created = await bkash.approved(intent="sale")
+    pid = created["paymentID"]
+    assert (await bkash.call("execute", {"paymentID": pid})).json()["transactionStatus"] == "Completed"
+    again = (await bkash.call("execute", {"paymentID": pid})).json()
     assert again == {"statusCode": "2062", "statusMessage": "The payment has already been completed"}
-    assert len(await bkash.admin.ledger(payment_id=executed["paymentID"])) == 1
-    assert (await bkash.admin.payment(executed["paymentID"]))["execute_count"] == 2
+    assert len(await bkash.admin.ledger(payment_id=pid)) == 1
+    assert (await bkash.admin.payment(pid))["execute_count"] == 2
+
+
+async def test_execute_again_on_an_authorization_is_2117_until_it_is_captured(bkash: Bkash):
+    # An Authorized payment is not completed: the portal's 2117 "The payment execution has already
+    # been completed" says what happened; 2062 "The payment has already been completed" would not.
+    async def execute_again(pid: str) -> dict:
+        return (await bkash.call("execute", {"paymentID": pid})).json()
+
+    authorized = (await bkash.authorized())["paymentID"]
+    assert await execute_again(authorized) == {
+        "statusCode": "2117", "statusMessage": "The payment execution has already been completed"}
+    assert len(await bkash.admin.ledger(payment_id=authorized)) == 1
+
+    await bkash.call("payment/confirm/capture", {"paymentID": authorized})
+    assert (await execute_again(authorized))["statusCode"] == "2062"
+
+    voided = (await bkash.authorized())["paymentID"]
+    await bkash.call("payment/confirm/void", {"paymentID": voided})
+    assert (await execute_again(voided))["statusCode"] == "2117"
+    assert [e["kind"] for e in await bkash.admin.ledger(payment_id=voided)] == ["AUTHORIZE", "VOID"]
 
 
 @pytest.mark.parametrize("end", ["cancel", "fail_pin"])
@@ -432,6 +468,18 @@ async def test_capture_and_void_refuse_the_wrong_state(bkash: Bkash):
     assert await settle("capture", "TR0011unknown1763700000000") == "2002"
     kinds = [e["kind"] for e in await bkash.admin.ledger()]
     assert kinds == ["AUTHORIZE", "CAPTURE", "AUTHORIZE", "VOID"]
+
+
+async def test_capture_or_void_of_a_completed_sale_is_2068_not_the_authorization_code(bkash: Bkash):
+    # A sale was never authorized, so 2119 "The authorized payment has already been processed"
+    # does not describe it; 2068 "Transaction has already been completed" does.
+    created = await bkash.approved(intent="sale")
+    pid = created["paymentID"]
+    await bkash.call("execute", {"paymentID": pid})
+    for path in ("payment/confirm/capture", "payment/confirm/void"):
+        answer = (await bkash.call(path, {"paymentID": pid})).json()
+        assert answer == {"statusCode": "2068", "statusMessage": "Transaction has already been completed"}
+    assert [e["kind"] for e in await bkash.admin.ledger(payment_id=pid)] == ["SALE"]
 
 
 async def test_settle_errors_can_use_the_void_pages_errorCode_envelope(make_bkash):
@@ -510,6 +558,118 @@ async def test_refund_needs_a_completed_payment_and_stays_within_the_amount(bkas
     assert [(e["kind"], e["amount_poisha"]) for e in ledger] == [
         ("AUTHORIZE", 10000), ("CAPTURE", 10000), ("REFUND", 4050)]
     assert ledger[-1]["trx_id"] == answer["refundTrxID"] and ledger[-1]["original_trx_id"] == trx
+
+
+async def test_refund_status_before_any_refund_is_2002_as_the_official_plugin_documents(bkash: Bkash):
+    created = await bkash.approved(intent="sale")
+    executed = (await bkash.call("execute", {"paymentID": created["paymentID"]})).json()
+    status = (await bkash.call("payment/refund", {"paymentID": executed["paymentID"],
+                                                   "trxID": executed["trxID"]})).json()
+    assert status == {"statusCode": "2002", "statusMessage": "Invalid Payment ID"}
+
+
+@pytest.mark.parametrize("body", [
+    # v2's name for the amount on the v1 URL (bkash-api.md §9): neither a v1 refund nor a status query.
+    {"refundAmount": "10"},
+    {"refundAmount": "10", "sku": "sku-1", "reason": "changed mind"},
+    {"sku": "sku-1", "reason": "changed mind"},  # a refund that forgot its amount
+])
+async def test_v1_refund_without_amount_is_refused_not_taken_as_a_status_query(bkash: Bkash, body: dict):
+    created = await bkash.approved(intent="sale", amount="100")
+    executed = (await bkash.call("execute", {"paymentID": created["paymentID"]})).json()
+    pid, trx = executed["paymentID"], executed["trxID"]
+    refunded = (await bkash.call("payment/refund", {"paymentID": pid, "trxID": trx, "amount": "5",
+                                                     "sku": "s", "reason": "r"})).json()
+    assert refunded["statusCode"] == "0000"
+    answer = (await bkash.call("payment/refund", {"paymentID": pid, "trxID": trx, **body})).json()
+    assert answer == {"statusCode": "2065", "statusMessage": "Mendatory field missing"}
+    assert [e["kind"] for e in await bkash.admin.ledger(payment_id=pid)] == ["SALE", "REFUND"]
+
+
+# --- agreeing with public clients (pybkash, bkash-pgw-tokenized) -------------------------------
+
+
+@pytest.mark.parametrize(("amount", "echoed", "poisha"), [
+    (500, "500", 50000), (500.5, "500.5", 50050), (12.25, "12.25", 1225), (1000.0, "1000.0", 100000)])
+async def test_create_accepts_a_json_number_amount_as_pybkash_sends_it(
+        bkash: Bkash, amount: float, echoed: str, poisha: int):
+    created = await bkash.approved(intent="sale", amount=amount)
+    assert created["amount"] == echoed  # bKash answers amounts as strings (§4.2)
+    executed = (await bkash.call("execute", {"paymentID": created["paymentID"]})).json()
+    assert (executed["transactionStatus"], executed["amount"]) == ("Completed", echoed)
+    assert (await bkash.status(created["paymentID"]))["amount"] == echoed
+    ledger = await bkash.admin.ledger(payment_id=created["paymentID"])
+    assert [(e["kind"], e["amount_poisha"]) for e in ledger] == [("SALE", poisha)]
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
+async def test_create_refuses_non_finite_json_numbers(bkash: Bkash, literal: bytes):
+    body = bkash.create_body(amount=999)
+    raw = json.dumps(body).replace("999", literal.decode()).encode()
+    response = await bkash.http.post(bkash.url("create"), content=raw, headers={
+        "Authorization": (await bkash.grant()).json()["id_token"], "X-App-Key": CONFIG.app_key,
+        "Content-Type": "application/json"})
+    assert response.json()["statusCode"] == "2006"
+
+
+async def test_numbers_for_invoice_and_payer_reference_are_both_taken_as_their_text(bkash: Bkash):
+    created = await bkash.create(merchantInvoiceNumber=20250001, payerReference=1770618575)
+    assert created["merchantInvoiceNumber"] == "20250001"
+    queried = await bkash.status(created["paymentID"])
+    assert (queried["merchantInvoice"], queried["payerReference"]) == ("20250001", "1770618575")
+    assert [p["payment_id"] for p in await bkash.admin.payments("20250001")] == [created["paymentID"]]
+
+
+async def test_agreement_create_as_pybkash_sends_it_is_2063_mode_not_2065(bkash: Bkash):
+    # pybkash's create_agreement body: mode 0000 with callbackURL and payerReference only.
+    body = {"mode": "0000", "callbackURL": f"{MERCHANT}/bkash/callback", "payerReference": "01770618575"}
+    answer = (await bkash.call("create", body)).json()
+    assert answer == {"statusCode": "2063", "statusMessage": "Mode is not valid as per request data"}
+    assert (await bkash.call("create", {"payerReference": "x"})).json()["statusCode"] == "2065"
+
+
+EXECUTE_KEYS_2025 = ["paymentID", "trxID", "transactionStatus", "amount", "currency", "intent",
+                     "paymentExecuteTime", "merchantInvoiceNumber", "payerType", "payerReference",
+                     "customerMsisdn", "payerAccount", "maxRefundableAmount", "statusCode",
+                     "statusMessage"]
+
+
+@pytest.mark.parametrize(("intent", "status", "refundable"), [
+    ("sale", "Completed", "599.00"), ("authorization", "Authorized", "0.00")])
+async def test_execute_answer_has_the_2025_shape(bkash: Bkash, intent: str, status: str, refundable: str):
+    created = await bkash.approved(intent=intent, amount="599.00", payerReference="bKash_ref_2")
+    executed = (await bkash.call("execute", {"paymentID": created["paymentID"]})).json()
+    assert list(executed) == EXECUTE_KEYS_2025
+    assert (executed["transactionStatus"], executed["payerType"], executed["payerReference"],
+            executed["customerMsisdn"], executed["payerAccount"], executed["maxRefundableAmount"]) == (
+        status, "Customer", "bKash_ref_2", "01770618575", "01770618575", refundable)
+
+
+SEARCH_KEYS = ["trxID", "initiationTime", "completedTime", "transactionType", "customerMsisdn",
+               "payerAccount", "transactionStatus", "amount", "currency", "organizationShortCode"]
+
+
+async def test_search_answer_carries_payer_account_and_the_newest_fields(bkash: Bkash):
+    created = await bkash.approved(intent="sale", amount="10")
+    executed = (await bkash.call("execute", {"paymentID": created["paymentID"]})).json()
+    found = (await bkash.call("general/searchTransaction", {"trxID": executed["trxID"]})).json()
+    assert list(found) == [*SEARCH_KEYS, "serviceFee", "payerType", "creditedAmount",
+                           "maxRefundableAmount", "statusCode", "statusMessage"]
+    assert (found["payerAccount"], found["payerType"], found["transactionType"]) == (
+        "01770618575", "Customer", "bKash Tokenized Checkout via API")
+    assert (found["serviceFee"], found["creditedAmount"], found["maxRefundableAmount"]) == (
+        "0.00", "10.00", "10")
+
+    refund = (await bkash.call("payment/refund", {"paymentID": executed["paymentID"],
+                                                   "trxID": executed["trxID"], "amount": "4",
+                                                   "sku": "s", "reason": "r"})).json()
+    again = (await bkash.call("general/searchTransaction", {"trxID": executed["trxID"]})).json()
+    assert again["maxRefundableAmount"] == "6.00"
+    # A refund is a transaction of its own, searchable by its trxID (the [OBS] 2021 reversal).
+    reversal = (await bkash.call("general/searchTransaction", {"trxID": refund["refundTrxID"]})).json()
+    assert list(reversal) == [*SEARCH_KEYS, "originalTrxAmount", "statusCode", "statusMessage"]
+    assert (reversal["transactionType"], reversal["amount"], reversal["originalTrxAmount"]) == (
+        "bKash Checkout Reversal via API", "4", "10")
 
 
 # --- the hosted page --------------------------------------------------------------------------

@@ -4,7 +4,8 @@ from config import ConfigError, load_settings
 
 GOOD = {"BKASH_BASE_URL": "https://tokenized.sandbox.bka.sh/v1.2.0-beta",
         "BKASH_APP_KEY": "k", "BKASH_APP_SECRET": "very-secret", "BKASH_USERNAME": "u",
-        "BKASH_PASSWORD": "hunter22", "PAYMENTS_CALLBACK_BASE_URL": "https://shop.example"}
+        "BKASH_PASSWORD": "hunter22", "PAYMENTS_CALLBACK_BASE_URL": "https://shop.example",
+        "PAYMENTS_LINK_SECRET": "a-result-link-secret-of-32-chars-or-more"}
 
 
 def test_complete_environment_loads():
@@ -30,7 +31,8 @@ def test_toml_file_is_read_and_environment_overrides_it(tmp_path):
     f = tmp_path / "payments.toml"
     f.write_text('[bkash]\nbase_url = "https://a.example/v1.2.0-beta"\napp_key = "file-key"\n'
                  'app_secret = "x"\nusername = "u"\npassword = "p"\nvoid_path = "/tokenized/checkout/payment/confirm/capture/void"\n'
-                 '[payments]\ncallback_base_url = "https://shop.example"\n')
+                 '[payments]\ncallback_base_url = "https://shop.example"\n'
+                 'link_secret = "a-result-link-secret-of-32-chars-or-more"\n')
     s = load_settings({"PAYMENTS_CONFIG_FILE": str(f), "BKASH_APP_KEY": "env-key"})
     assert s.bkash.app_key == "env-key"
     assert s.bkash_paths.void.endswith("/capture/void")

@@ -6,8 +6,9 @@ import logging
 from config import load_endpoint_settings
 from endpoint.__main__ import monetix_projects
 
-# The endpoint needs no bKash secret: only the Temporal connection and Monetix verification keys.
-BKASH: dict[str, str] = {}
+# The endpoint needs no bKash secret: only the Temporal connection, its result-link secret and
+# Monetix verification keys.
+BKASH: dict[str, str] = {"PAYMENTS_LINK_SECRET": "a-result-link-secret-of-32-chars-or-more"}
 
 
 def test_without_monetix_settings_one_line_names_the_settings_to_set(caplog):
@@ -30,6 +31,6 @@ def test_the_endpoint_settings_need_no_bkash_secret_and_name_a_missing_key():
 
     from config import ConfigError
 
-    assert load_endpoint_settings({}).monetix_projects == {}
+    assert load_endpoint_settings(BKASH).monetix_projects == {}
     with pytest.raises(ConfigError, match="MONETIX_SECRET_KEY is not set"):
-        load_endpoint_settings({"MONETIX_PROJECT_ID": "1234"})
+        load_endpoint_settings({**BKASH, "MONETIX_PROJECT_ID": "1234"})
