@@ -1,4 +1,5 @@
-"""Run N payments of both kinds under random faults and check the invariants.
+"""Run N payments of both kinds under random faults, refund a share of those that end captured /
+paid (chaos/refunds.py), and check the invariants (chaos/invariants.py).
 
 Everything is real: the dev server, the worker and the merchant endpoint are separate processes
 (killed with SIGKILL and restarted), the sandboxes speak HTTP, customers are driven over HTTP.
@@ -127,14 +128,17 @@ class Report:
 async def retrying(what: str, fn: Callable[[], Awaitable], *, budget: float = 90.0,
                    attempt_timeout: float = 15.0):
     """Merchant code in a chaotic world: retry a Temporal call while the server, the worker or
-    the endpoint is restarting. Every call retried here is idempotent (update ids, USE_EXISTING)."""
+    the endpoint is restarting. Every call retried here is idempotent (update ids, USE_EXISTING).
+    A PaymentError is the answer, except "no running ..." and "Temporal ... is unavailable" (the
+    merchant client's word for a server that is restarting: "retry when it is back")."""
     deadline = time.monotonic() + budget
     while True:
         try:
             return await asyncio.wait_for(fn(), attempt_timeout)
         except Exception as exc:  # noqa: BLE001
+            transient = "no running" in str(exc) or "unavailable" in str(exc)
             if time.monotonic() > deadline or "rejected" in str(exc).lower() \
-                    or type(exc).__name__ == "PaymentError" and "no running" not in str(exc):
+                    or type(exc).__name__ == "PaymentError" and not transient:
                 raise
             await asyncio.sleep(0.5)
 
