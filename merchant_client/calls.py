@@ -3,6 +3,7 @@ errors turned into :class:`PaymentError`s a merchant can act on."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 
@@ -10,6 +11,7 @@ from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributeKey,
@@ -75,12 +77,23 @@ async def start_with_update(client: Client, workflow: str, request: Model, *, wo
     except RPCError as err:
         await _settle(op)
         raise explain_rpc_error(err, what, client) or err from None
+    except (asyncio.CancelledError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        retrieve_later(op)
+        raise
     running = getattr(answer, "amount_poisha", None)
     if running is not None and running != amount_poisha:
         raise PaymentError(f"{what} already has a running payment of {format_bdt(running)} BDT, "
                            f"not {format_bdt(amount_poisha)} BDT: use a new one for a different "
                            "amount")
     return answer
+
+
+def retrieve_later(op: WithStartWorkflowOperation) -> None:
+    """A start cancelled by the caller (a timeout) leaves the start's future to fail later; retrieve
+    its outcome then, so asyncio does not report "Future exception was never retrieved"."""
+    future = getattr(op, "_workflow_handle", None)
+    if isinstance(future, asyncio.Future):
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
 async def _settle(op: WithStartWorkflowOperation) -> None:

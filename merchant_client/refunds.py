@@ -3,11 +3,14 @@ purchase, and read a payment's refund ledger."""
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
     WorkflowExecutionStatus,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -93,6 +96,9 @@ async def refund(client: Client, req: RefundRequest, *, task_queue: str = TASK_Q
     except RPCError as err:
         await calls._settle(op)
         raise explain_rpc_error(err, f"refunds of {req.payment_key}", client) or err from None
+    except (asyncio.CancelledError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        calls.retrieve_later(op)
+        raise
     if not wait or record.stage.is_final:
         return record
     return await calls.update(client, req.workflow_id, RefundOp.AWAIT_REFUND, req.refund_id,

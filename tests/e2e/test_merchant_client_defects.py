@@ -9,7 +9,7 @@ import uuid
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 
 from contracts.bkash import BkashStage
 from contracts.monetix import MonetixStage
@@ -140,3 +140,25 @@ async def test_a_namespace_without_the_search_attributes_says_how_to_register_th
 async def test_a_missing_payment_is_a_clear_error(stack):
     with pytest.raises(PaymentError, match="no bKash payment for invoice NOPE-"):
         await payment_state(stack.client, f"NOPE-{uuid.uuid4().hex[:6]}")
+
+
+async def test_a_start_cancelled_by_a_timeout_leaves_no_unretrieved_future(stack, dev_env):
+    import gc
+
+    loop = asyncio.get_running_loop()
+    reported: list[dict] = []
+    old = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, ctx: reported.append(ctx))
+    try:
+        req = request(stack)
+        # No worker polls this queue: the start is accepted, its update never answered.
+        with pytest.raises((asyncio.TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError)):
+            await asyncio.wait_for(start_payment(stack.client, req, task_queue="nobody-polls"),
+                                   timeout=1)
+        await stack.client.get_workflow_handle(req.workflow_id).terminate("test over")
+        await asyncio.sleep(0.5)
+        gc.collect()
+        await asyncio.sleep(0.1)
+    finally:
+        loop.set_exception_handler(old)
+    assert not [c for c in reported if "never retrieved" in str(c.get("message", ""))]
