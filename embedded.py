@@ -100,12 +100,21 @@ async def start_dev_server(db_file: str | None, *, port: int = 7233, ui_port: in
     if db_file:
         Path(db_file).parent.mkdir(parents=True, exist_ok=True)
     pragmas = [arg for pragma in SQLITE_PRAGMAS for arg in ("--sqlite-pragma", pragma)]
-    port, ui_port = pick_port(port), pick_port(ui_port)
-    env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter, search_attributes=SEARCH_ATTRIBUTE_KEYS,
-        dev_server_existing_path=str(binary), dev_server_database_filename=db_file,
-        port=port, ui=True, ui_port=ui_port, dev_server_log_level="error",
-        dev_server_extra_args=[*(pragmas if db_file else []), *extra_args])
+    # The SDK gives the server 5 s; replaying a large persistence file on a busy 2-core machine can
+    # take longer the first time, so try again (on free ports if the preferred ones are taken).
+    for attempt in range(3):
+        port, ui_port = pick_port(port), pick_port(ui_port)
+        try:
+            env = await WorkflowEnvironment.start_local(
+                data_converter=pydantic_data_converter, search_attributes=SEARCH_ATTRIBUTE_KEYS,
+                dev_server_existing_path=str(binary), dev_server_database_filename=db_file,
+                port=port, ui=True, ui_port=ui_port, dev_server_log_level="error",
+                dev_server_extra_args=[*(pragmas if db_file else []), *extra_args])
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
+            await asyncio.sleep(1)
     await ensure_search_attributes(env.client)
     return env, f"127.0.0.1:{port}", f"http://localhost:{ui_port}"
 
