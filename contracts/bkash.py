@@ -82,6 +82,8 @@ class BkashErrorKind(StrEnum):
     CUSTOMER_DECLINED = "BkashCustomerDeclined"
     MERCHANT_CONFIG = "BkashMerchantConfigError"
     INVALID_STATE = "BkashInvalidState"
+    # No token, so the call was never sent (the hour's budget spent, another host renewing, the
+    # token call unanswered): not a lost answer — wait, then send it (issue 11 §3).
     TOKEN_RATE_LIMITED = "BkashTokenRateLimited"
     UNEXPECTED_RESPONSE = "BkashUnexpectedResponse"
     GENERIC = "BkashError"
@@ -112,6 +114,11 @@ class BkashPaymentRequest(Model):
     hold_deadline: timedelta = timedelta(hours=24)
     max_create_attempts: int = Field(default=3, ge=1, le=10)
     provider_timeout: timedelta = timedelta(seconds=30)
+    # How long an execute that we could not send for want of a bKash token (the hour's two
+    # grant/refresh calls spent, another host renewing) waits for one before the payment is given
+    # up: a little over bKash's one-hour block (bkash-api.md §3.2), never less than the approval
+    # window. No money moves while it waits: the execute was never sent.
+    token_wait: timedelta = timedelta(minutes=65)
 
     @field_validator("invoice_number")
     @classmethod
@@ -152,7 +159,7 @@ class BkashPaymentRequest(Model):
             raise ValueError("payer_reference must be 1-255 letters, digits, '_', '-' or '.'")
         return v
 
-    @field_validator("approval_window", "hold_deadline", "provider_timeout")
+    @field_validator("approval_window", "hold_deadline", "provider_timeout", "token_wait")
     @classmethod
     def _positive_duration(cls, v: timedelta, info: ValidationInfo) -> timedelta:
         if v <= timedelta(0):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from typing import Any, Literal
 
 import httpx
@@ -26,10 +27,13 @@ from providers.bkash_codes import (
 )
 from providers.bkash_config import PRODUCTION_BASE_URL, SANDBOX_BASE_URL, BkashCredentials, BkashPaths
 from providers.bkash_errors import (
+    BkashError,
     BkashMerchantConfigError,
     BkashNoResponse,
     BkashRefundMerchantConfig,
     BkashRetryableError,
+    BkashTokenRateLimited,
+    BkashTokenUnavailable,
     BkashUnexpectedResponse,
     json_object,
     raise_for_business_error,
@@ -238,11 +242,11 @@ class BkashClient:
                     payment_id: str | None, *, token: str | None = None,
                     ) -> tuple[httpx.Response, str]:
         """POST with the token; the gateway's 401 re-grants once, its 401/403 are configuration."""
-        token = token or await self.tokens.token()
+        token = token or await self._token(operation, payment_id)
         resp = await self._post(operation, url, body, token, payment_id)
         if resp.status_code == 401:
             # The gateway answered before bKash ran (§2.2), so sending again is safe. Once only.
-            token = await self.tokens.replace(token)
+            token = await self._token(operation, payment_id, rejected=token)
             resp = await self._post(operation, url, body, token, payment_id)
         if resp.status_code == 401:
             raise BkashMerchantConfigError(operation, "bKash rejected a fresh token (HTTP 401): "
@@ -253,6 +257,22 @@ class BkashClient:
                                            "not match the token's app; check BKASH_APP_KEY",
                                            payment_id=payment_id)
         return resp, token
+
+    async def _token(self, operation: str, payment_id: str | None, *,
+                     rejected: str | None = None) -> str:
+        """A token for ``operation``, or an error saying the call was not sent: whatever went
+        wrong getting the token, ``operation`` itself never reached bKash, so it is no lost
+        answer (issue 11 §3); only wrong credentials stay a configuration error."""
+        try:
+            return await (self.tokens.token() if rejected is None
+                          else self.tokens.replace(rejected))
+        except (BkashMerchantConfigError, BkashTokenRateLimited) as err:
+            raise
+        except BkashError as err:
+            raise BkashTokenUnavailable(
+                operation, f"no bKash token ({err.operation}: {err.provider_message}); the "
+                f"{operation} call was not sent", payment_id=payment_id,
+                retry_after=timedelta(seconds=5)) from None
 
     async def _post(self, operation: str, url: str, body: dict[str, Any], token: str,
                     payment_id: str | None) -> httpx.Response:

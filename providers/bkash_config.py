@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Literal
 
@@ -22,6 +23,13 @@ class BkashCredentials(BaseModel):
     app_secret: SecretStr
     username: str
     password: SecretStr
+
+
+def credential_id(creds: BkashCredentials) -> str:
+    """A stable, non-secret name for one credential set (bKash counts token calls per credential
+    set): the key of its shared token, in a file name or a Redis key."""
+    return hashlib.sha256("|".join((creds.base_url, creds.app_key, creds.username))
+                          .encode()).hexdigest()[:16]
 
 
 class BkashPaths(BaseModel):

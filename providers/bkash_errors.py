@@ -40,7 +40,8 @@ __all__ = [
     "ALL_KINDS", "ALREADY_SETTLED_CODES", "CUSTOMER_DECLINE_CODES", "INVALID_STATE_CODES",
     "MERCHANT_CONFIG_CODES", "RETRYABLE_CODES", "BkashAlreadySettled", "BkashCustomerDeclined",
     "BkashError", "BkashInvalidState", "BkashMerchantConfigError", "BkashNoResponse",
-    "BkashRetryableError", "BkashTokenRateLimited", "BkashUnexpectedResponse", "classify",
+    "BkashRetryableError", "BkashTokenRateLimited", "BkashTokenUnavailable",
+    "BkashUnexpectedResponse", "classify",
     "json_object", "raise_for_business_error",
     "REFUND_KINDS", "BkashRefundAlreadyRefunded", "BkashRefundMerchantConfig",
     "BkashRefundNotRefundable", "BkashRefundOverLimit", "BkashRefundWindowPassed",
@@ -110,9 +111,16 @@ class BkashInvalidState(BkashError):
 
 
 class BkashTokenRateLimited(BkashError):
-    """A new token is needed but bKash allows only two grant/refresh calls an hour."""
+    """No token, so the call was never sent: a new token is needed but bKash allows only two
+    grant/refresh calls an hour. Not a lost answer: wait ``retry_after``, then send the call."""
 
     kind: str = BkashErrorKind.TOKEN_RATE_LIMITED
+
+
+class BkashTokenUnavailable(BkashTokenRateLimited):
+    """No token right now, so the call was never sent: another process holds the renewal lease
+    past the wait, or the grant/refresh call itself got no answer. Same kind, same remedy: wait a
+    little and send the call (issue 11 §3: a call we refused ourselves is not a lost answer)."""
 
 
 class BkashUnexpectedResponse(BkashError):

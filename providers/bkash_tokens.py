@@ -16,6 +16,7 @@ import fcntl
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from providers.bkash_errors import (
     BkashMerchantConfigError,
     BkashNoResponse,
     BkashTokenRateLimited,
+    BkashTokenUnavailable,
     BkashUnexpectedResponse,
     json_object,
     raise_for_business_error,
@@ -45,7 +47,22 @@ class TokenState(BaseModel):
     refresh_token: str | None = None
     obtained_at: float = 0.0
     expires_at: float = 0.0
-    calls: list[float] = []  # when each grant/refresh was made (wall clock)
+    calls: list[float] = []  # when each grant/refresh was sent (wall clock), written before sending
+
+    def merged(self, other: TokenState | None) -> TokenState:
+        """What two records of one credential set together know: the newer token, and every call
+        either has seen (over-counting a call never breaks the budget; forgetting one could)."""
+        if other is None:
+            return self.model_copy(deep=True)
+        newer = other if other.obtained_at > self.obtained_at else self
+        # A multiset union: both records list the calls they share; two calls at the same instant
+        # (a coarse or fake clock) stay two.
+        calls = sorted((Counter(self.calls) | Counter(other.calls)).elements())
+        return newer.model_copy(update={"calls": calls}, deep=True)
+
+
+class TokenStoreBusy(Exception):
+    """``locked(wait=...)`` did not get the lock in time: another process is renewing."""
 
 
 class TokenStore(abc.ABC):
@@ -54,38 +71,41 @@ class TokenStore(abc.ABC):
     :class:`TokenManager` uses it like this, and a store must make that safe across every process
     that shares it:
 
-    * ``async with store.locked():`` holds the store's exclusive lock (one renewal at a time across
-      processes); inside it the manager calls ``load()``, may grant/refresh, then ``save()``.
+    * ``async with store.locked(wait=s):`` holds the store's exclusive lock (one renewal at a time
+      across processes), raising :class:`TokenStoreBusy` when it is not free within ``s`` seconds
+      (None: wait as long as it takes); inside it the manager calls ``load()``, may grant/refresh,
+      then ``save()``.
     * ``load()`` returns the last saved state, or None when there is none or it cannot be read (the
       manager then grants, so a store never raises for a missing or damaged state).
     * ``save(state)`` stores the whole state (it holds the id_token and refresh_token: keep it
-      private). Every renewal is saved, failed ones too, because the calls count against the budget.
+      private). A renewal is saved before its call is sent (a process killed mid-call has still
+      spent the call) and again with its result, failed ones too.
     """
 
     @abc.abstractmethod
-    def load(self) -> TokenState | None:
+    async def load(self) -> TokenState | None:
         """The last saved state, or None."""
 
     @abc.abstractmethod
-    def save(self, state: TokenState) -> None:
+    async def save(self, state: TokenState) -> None:
         """Replace the saved state with ``state``."""
 
     @abc.abstractmethod
-    def locked(self) -> contextlib.AbstractAsyncContextManager[None]:
+    def locked(self, wait: float | None = None) -> contextlib.AbstractAsyncContextManager[None]:
         """An async context manager holding the store's exclusive lock."""
 
 
 class InMemoryTokenStore(TokenStore):
     """Keeps nothing outside the manager: the token lives in this process only (the default)."""
 
-    def load(self) -> TokenState | None:
+    async def load(self) -> TokenState | None:
         return None
 
-    def save(self, state: TokenState) -> None:
+    async def save(self, state: TokenState) -> None:
         pass
 
     @contextlib.asynccontextmanager
-    async def locked(self) -> AsyncIterator[None]:
+    async def locked(self, wait: float | None = None) -> AsyncIterator[None]:
         yield
 
 
@@ -94,35 +114,52 @@ class FileTokenStore(TokenStore):
 
     A worker restart (deploy, crash, kill -9) or a second worker process must not grant again:
     bKash counts grant/refresh calls per credential set, not per process, and blocks after two an
-    hour (§3.2). The file holds a secret, so it is created 0600; a flock serializes renewals.
+    hour (§3.2). The file holds a secret, so it is created 0600; a flock serializes renewals (the
+    kernel drops it when its holder dies, kill -9 included).
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self._path = Path(path)
 
-    def load(self) -> TokenState | None:
+    async def load(self) -> TokenState | None:
+        return self.load_now()
+
+    def load_now(self) -> TokenState | None:
         try:
             return TokenState.model_validate_json(self._path.read_text())
         except (OSError, ValueError):
             return None
 
-    def save(self, state: TokenState) -> None:
+    async def save(self, state: TokenState) -> None:
+        self.save_now(state)
+
+    def save_now(self, state: TokenState) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._path.with_suffix(".tmp")
+        tmp = self._path.with_name(f"{self._path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(state.model_dump_json())
         os.replace(tmp, self._path)
 
     @contextlib.asynccontextmanager
-    async def locked(self) -> AsyncIterator[None]:
+    async def locked(self, wait: float | None = None) -> AsyncIterator[None]:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self._path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
-            yield
+            deadline = None if wait is None else time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise TokenStoreBusy("another process holds the token file's lock") from None
+                    await asyncio.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
 
@@ -133,13 +170,16 @@ class TokenManager:
     (§3.2, [DOC via api-evangelist]; karim-007/laravel-bkash-tokenize PR #5-#7). The budget is
     enforced here: a refresh due at minute 50 is postponed while the budget is spent and the token is
     still valid; only when no valid token is left does a caller get ``BkashTokenRateLimited``.
-    With a ``FileTokenStore`` the token and the budget survive restarts and are shared by processes.
+    With a shared store (file, Redis) the token and the budget survive restarts and are shared by
+    processes and hosts; one process renews while the others keep using the valid token, or wait
+    for the new one up to ``lease_wait`` seconds (then ``BkashTokenUnavailable``: the caller's call
+    was not sent, try again shortly).
     """
 
     def __init__(self, http: httpx.AsyncClient, creds: BkashCredentials, paths: BkashPaths, *,
                  timeout: float = 30.0, refresh_after: float = 50 * 60,
                  calls_per_hour: int = 2, clock: Callable[[], float] = time.time,
-                 store: TokenStore | None = None) -> None:
+                 store: TokenStore | None = None, lease_wait: float | None = None) -> None:
         self._http, self._creds, self._paths = http, creds, paths
         self._timeout = timeout
         self._refresh_after = refresh_after
@@ -147,6 +187,10 @@ class TokenManager:
         self._clock = clock
         self._lock = asyncio.Lock()
         self._store = store or InMemoryTokenStore()
+        # How long a caller without a valid token waits for another process's renewal: a renewal
+        # takes at most one provider timeout, and the caller's own call must still fit in its
+        # activity's start-to-close (2 x timeout + 5 s).
+        self._lease_wait = timeout if lease_wait is None else lease_wait
         self.state = TokenState()
 
     @property
@@ -158,36 +202,62 @@ class TokenManager:
         return bool(self.state.id_token) and \
             self._clock() < self.state.obtained_at + self._refresh_after
 
+    def _valid(self) -> bool:
+        return bool(self.state.id_token) and self._clock() < self.state.expires_at - 60
+
     def _usable(self) -> bool:
         """Valid, though due for refresh: keep using it while the budget is spent."""
-        return bool(self.state.id_token) and self._clock() < self.state.expires_at - 60 \
-            and not self._budget_left()
+        return self._valid() and not self._budget_left()
 
     async def token(self) -> str:
+        if self._fresh() or self._usable() or (self._valid() and self._lock.locked()):
+            # A renewal running in this process does not stop the others using the valid token.
+            return self.state.id_token  # type: ignore[return-value]
         async with self._lock:
+            await self._adopt_stored()  # another process or host may have renewed already
             if self._fresh() or self._usable():
                 return self.state.id_token  # type: ignore[return-value]
-            async with self._store.locked():
-                self._adopt_stored()
-                if self._fresh() or self._usable():
+            valid = self._valid()
+            try:
+                # Due but still valid: renew only if nobody else is; never wait for it.
+                async with self._store.locked(wait=0 if valid else self._lease_wait):
+                    await self._adopt_stored()
+                    if self._fresh() or self._usable():
+                        return self.state.id_token  # type: ignore[return-value]
+                    return await self._renew(prefer_refresh=True)
+            except TokenStoreBusy:
+                if valid:
                     return self.state.id_token  # type: ignore[return-value]
-                return await self._renew(prefer_refresh=True)
+                raise self._busy("token") from None
 
     async def replace(self, rejected_token: str) -> str:
         """The gateway answered 401 to ``rejected_token``: get a new one (once across callers)."""
         async with self._lock:
-            async with self._store.locked():
-                self._adopt_stored()
-                if self.state.id_token and self.state.id_token != rejected_token:
-                    return self.state.id_token  # another caller or process already replaced it
-                self.state.id_token = None
-                return await self._renew(prefer_refresh=False)
+            await self._adopt_stored()
+            if self.state.id_token and self.state.id_token != rejected_token and self._valid():
+                return self.state.id_token  # another caller or process already replaced it
+            try:
+                async with self._store.locked(wait=self._lease_wait):
+                    await self._adopt_stored()
+                    if self.state.id_token and self.state.id_token != rejected_token \
+                            and self._valid():
+                        return self.state.id_token
+                    self.state.id_token = None
+                    return await self._renew(prefer_refresh=False)
+            except TokenStoreBusy:
+                raise self._busy("token") from None
 
-    def _adopt_stored(self) -> None:
-        stored = self._store.load()
-        # Every renewal is saved, so the store is the truth for the token and the calls made.
-        if stored is not None and stored.obtained_at >= self.state.obtained_at:
-            self.state = stored
+    def _busy(self, operation: str) -> BkashTokenUnavailable:
+        return BkashTokenUnavailable(
+            operation, f"no bKash token yet: another process is renewing it (waited "
+            f"{self._lease_wait:g} s); the call was not sent", retry_after=timedelta(seconds=2))
+
+    async def _adopt_stored(self) -> None:
+        # Every renewal is saved (before and after its call), so the store is the truth for the
+        # token and the calls made; what this process knows besides is kept too.
+        stored = await self._store.load()
+        if stored is not None:
+            self.state = stored.merged(self.state)
 
     def _forget_old_calls(self) -> None:
         horizon = self._clock() - 3600
@@ -201,7 +271,7 @@ class TokenManager:
             wait = max(1.0, self.state.calls[0] + 3600 - self._clock())
             raise BkashTokenRateLimited(
                 "token", "a new token is needed but the two grant/refresh calls allowed per hour "
-                f"are spent; next call possible in {wait:.0f} s",
+                f"are spent; the call was not sent; next token call possible in {wait:.0f} s",
                 retry_after=timedelta(seconds=wait))
         try:
             if prefer_refresh and self.state.refresh_token:
@@ -216,7 +286,7 @@ class TokenManager:
                         raise
             return await self._token_call("grant", self._paths.grant, {})
         finally:
-            self._store.save(self.state)  # the calls count even when they failed
+            await self._store.save(self.state)  # the calls count even when they failed
 
     async def _token_call(self, operation: str, path: str, extra: dict[str, str]) -> str:
         body = {"app_key": self._creds.app_key,
@@ -224,7 +294,10 @@ class TokenManager:
         headers = {"Content-Type": "application/json", "Accept": "application/json",
                    "username": self._creds.username,
                    "password": self._creds.password.get_secret_value()}
+        # Written ahead: a process killed while its call is in flight has still spent it (bKash
+        # counted it), so the process that takes over must know.
         self.state.calls.append(self._clock())
+        await self._store.save(self.state)
         try:
             resp = await self._http.post(self._creds.base_url + path, json=body, headers=headers,
                                          timeout=self._timeout)

@@ -14,7 +14,7 @@ from enum import Enum
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from contracts.bkash import (
     TRANSIENT_STAGES,
@@ -64,6 +64,18 @@ _STAGE_FOR_STATUS = {
     TransactionStatus.CANCELLED: BkashStage.CANCELLED,
     TransactionStatus.FAILED: BkashStage.DECLINED,
 }
+
+
+# Issue 11 §3: an execute refused for want of a token waits for one and is sent then; payments
+# recorded before this change (or replaying such a history) treated it as a lost answer (query).
+EXECUTE_WAITS_FOR_TOKEN = "execute-waits-for-token"
+
+
+def _retry_delay(err: ActivityError) -> timedelta:
+    """The wait the activity asked for (the token budget's next opening), 2 s to 5 min."""
+    cause = err.cause
+    asked = cause.next_retry_delay if isinstance(cause, ApplicationError) else None
+    return min(max(asked or timedelta(seconds=5), timedelta(seconds=2)), timedelta(minutes=5))
 
 
 class _Again(Enum):
@@ -246,31 +258,54 @@ class BkashAuthCapture:
 
     async def _execute(self, *, window_over: bool) -> BkashStage | _Again:
         self._set_stage(BkashStage.EXECUTING)
-        try:
-            status = await workflow.execute_activity(
-                BkashActivity.EXECUTE_PAYMENT, self._ref(), result_type=ProviderPaymentStatus,
-                start_to_close_timeout=self._call_timeout(calls=2), retry_policy=EXECUTE_ONCE,
-                summary=f"execute payment {self._state.payment_id}")
-        except ActivityError as err:
-            message = self._books.record_error(err)
-            kind = error_kind(err)
-            if kind == BkashErrorKind.CUSTOMER_DECLINED:
-                self._detail = f"the customer's bKash wallet declined: {message}"
-                return BkashStage.DECLINED
-            if kind == BkashErrorKind.MERCHANT_CONFIG:
-                self._detail = message
-                return BkashStage.FAILED
-            if kind == BkashErrorKind.INVALID_STATE:
-                # bKash has not seen the customer's approval: a forged or early "success".
-                if window_over:
-                    self._detail = "the customer did not approve within the approval window"
+        token_deadline: datetime | None = None
+        while True:
+            try:
+                status = await workflow.execute_activity(
+                    BkashActivity.EXECUTE_PAYMENT, self._ref(), result_type=ProviderPaymentStatus,
+                    start_to_close_timeout=self._call_timeout(calls=2), retry_policy=EXECUTE_ONCE,
+                    summary=f"execute payment {self._state.payment_id}")
+                break
+            except ActivityError as err:
+                if error_kind(err) != BkashErrorKind.TOKEN_RATE_LIMITED \
+                        or not workflow.patched(EXECUTE_WAITS_FOR_TOKEN):
+                    return await self._execute_failed(err, window_over=window_over)
+                # We never sent it (no token): not a lost answer, so no query and no new payment
+                # (the customer would have to approve again). Wait for a token, then send it.
+                message = self._books.record_error(err)
+                token_deadline = token_deadline or workflow.now() + max(
+                    self._req.token_wait, self._req.approval_window)
+                if workflow.now() >= token_deadline:
+                    self._detail = (f"execute was never sent: no bKash token within "
+                                    f"{self._req.token_wait} ({message}); no money moved")
                     return BkashStage.EXPIRED
-                self._detail = "bKash has not confirmed the customer's approval; still waiting"
-                self._set_stage(BkashStage.AWAITING_APPROVAL, self._detail)
-                return _Again.WAIT
-            # No reliable answer: the one case in which bKash allows Query Payment.
-            return await self._stage_after_lost_execute()
+                delay = min(_retry_delay(err), token_deadline - workflow.now())
+                self._books.event(f"execute not sent (no bKash token); sending it in "
+                                  f"{delay.total_seconds():.0f} s")
+                await workflow.sleep(delay, summary="waiting for a bKash token to execute")
         return self._accept_status(status, "execute")
+
+    async def _execute_failed(self, err: ActivityError, *,
+                              window_over: bool) -> BkashStage | _Again:
+        """What an execute that failed (other than for want of a token) leaves."""
+        message = self._books.record_error(err)
+        kind = error_kind(err)
+        if kind == BkashErrorKind.CUSTOMER_DECLINED:
+            self._detail = f"the customer's bKash wallet declined: {message}"
+            return BkashStage.DECLINED
+        if kind == BkashErrorKind.MERCHANT_CONFIG:
+            self._detail = message
+            return BkashStage.FAILED
+        if kind == BkashErrorKind.INVALID_STATE:
+            # bKash has not seen the customer's approval: a forged or early "success".
+            if window_over:
+                self._detail = "the customer did not approve within the approval window"
+                return BkashStage.EXPIRED
+            self._detail = "bKash has not confirmed the customer's approval; still waiting"
+            self._set_stage(BkashStage.AWAITING_APPROVAL, self._detail)
+            return _Again.WAIT
+        # No reliable answer: the one case in which bKash allows Query Payment.
+        return await self._stage_after_lost_execute()
 
     async def _stage_after_lost_execute(self) -> BkashStage | _Again:
         status = await self._query("execute answer lost")

@@ -21,24 +21,24 @@ class DictTokenStore(TokenStore):
         self.saved: TokenState | None = None
         self._lock = asyncio.Lock()
 
-    def load(self) -> TokenState | None:
+    async def load(self) -> TokenState | None:
         return self.saved.model_copy(deep=True) if self.saved else None
 
-    def save(self, state: TokenState) -> None:
+    async def save(self, state: TokenState) -> None:
         self.saved = state.model_copy(deep=True)
 
     @contextlib.asynccontextmanager
-    async def locked(self):
+    async def locked(self, wait=None):
         async with self._lock:
             yield
 
 
 def test_a_store_that_does_not_implement_the_whole_interface_cannot_be_made():
     class NoLock(TokenStore):
-        def load(self):
+        async def load(self):
             return None
 
-        def save(self, state):
+        async def save(self, state):
             pass
 
     with pytest.raises(TypeError):
