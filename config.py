@@ -17,10 +17,11 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, SecretStr, ValidationError
 from temporalio.client import Client
 
+import config_accounts
 from providers.bkash import BkashCredentials, BkashPaths
 from providers.monetix import MonetixGateConfig, MonetixPaymentPageConfig
 from contracts.bkash import SignatureRule
-from contracts.common import DEFAULT_MAX_AMOUNT_POISHA, TASK_QUEUE
+from contracts.common import DEFAULT_ACCOUNT, DEFAULT_MAX_AMOUNT_POISHA, TASK_QUEUE
 
 # setting name -> (TOML section, key)
 _BKASH_ENV = {
@@ -58,9 +59,20 @@ class MonetixSettings(BaseModel):
         return self.gate.project_id
 
 
+class BkashAccount(BaseModel):
+    """One more merchant account's bKash credential set and API paths (config_accounts)."""
+
+    credentials: BkashCredentials
+    paths: BkashPaths = BkashPaths()
+
+
 class Settings(BaseModel):
+    # The default account (BKASH_*, MONETIX_*).
     bkash: BkashCredentials
     monetix: MonetixSettings | None = None
+    # The other merchant accounts, by id (PAYMENTS_ACCOUNTS; README "Several merchant accounts").
+    bkash_accounts: dict[str, BkashAccount] = {}
+    monetix_accounts: dict[str, MonetixSettings] = {}
     bkash_paths: BkashPaths = BkashPaths()
     bkash_timeout_seconds: float = 30.0
     # Shared token cache (see providers.bkash.FileTokenStore); None keeps the token in-process.
@@ -78,24 +90,46 @@ class Settings(BaseModel):
     task_queue: str = TASK_QUEUE
     max_amount_poisha: int = DEFAULT_MAX_AMOUNT_POISHA
 
+    def bkash_by_account(self) -> dict[str, BkashAccount]:
+        """Every account's bKash settings, the default account's first."""
+        return {DEFAULT_ACCOUNT: BkashAccount(credentials=self.bkash, paths=self.bkash_paths),
+                **self.bkash_accounts}
+
+    def monetix_by_account(self) -> dict[str, MonetixSettings]:
+        return {**({DEFAULT_ACCOUNT: self.monetix} if self.monetix else {}),
+                **self.monetix_accounts}
+
     @property
     def secrets(self) -> list[str]:
         """Every secret value, for tests that prove none of them leaks."""
-        values = [self.bkash.app_secret.get_secret_value(), self.bkash.password.get_secret_value(),
-                  self.link_secret.get_secret_value()]
-        if self.monetix:
-            values.append(self.monetix.gate.secret_key.get_secret_value())
+        values = [self.link_secret.get_secret_value()]
+        for account in self.bkash_by_account().values():
+            values += [account.credentials.app_secret.get_secret_value(),
+                       account.credentials.password.get_secret_value()]
+        for monetix in self.monetix_by_account().values():
+            values.append(monetix.gate.secret_key.get_secret_value())
         return values
 
 
 def _flatten_toml(path: Path) -> dict[str, str]:
-    """[bkash] app_key = ... → BKASH_APP_KEY; [payments] callback_base_url → PAYMENTS_..."""
+    """[bkash] app_key = ... → BKASH_APP_KEY; [payments] callback_base_url → PAYMENTS_...;
+    [bkash.accounts.brand2] app_key → BKASH__BRAND2__APP_KEY (and brand2 in PAYMENTS_ACCOUNTS)."""
     data = tomllib.loads(path.read_text())
     flat: dict[str, str] = {}
+    ids: list[str] = []
     for section, values in data.items():
         if isinstance(values, dict):
             for key, value in values.items():
-                flat[f"{section}_{key}".upper()] = str(value)
+                if key == "accounts" and section in ("bkash", "monetix"):
+                    tables, found = config_accounts.flatten_account_tables(section, value)
+                    flat.update(tables)
+                    ids += found
+                elif isinstance(value, list):
+                    flat[f"{section}_{key}".upper()] = ",".join(map(str, value))
+                else:
+                    flat[f"{section}_{key}".upper()] = str(value)
+    listed = config_accounts.account_ids(flat.get(config_accounts.ACCOUNTS, ""))
+    flat[config_accounts.ACCOUNTS] = ",".join(dict.fromkeys(listed + ids))
     return flat
 
 
@@ -108,11 +142,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             values.update(_flatten_toml(Path(file)))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError([f"PAYMENTS_CONFIG_FILE {file}: {type(exc).__name__}: {exc}"]) from None
+    # The accounts of the file and of PAYMENTS_ACCOUNTS together: one may add to the other.
+    file_accounts = config_accounts.account_ids(values.get(config_accounts.ACCOUNTS, ""))
     values.update({k: v for k, v in env.items()
                    if k.startswith(("BKASH_", "PAYMENTS_", "MONETIX_"))})
+    timeout = values.get("BKASH_TIMEOUT_SECONDS", "30")
+    bkash_accounts, monetix_accounts, account_problems = config_accounts.load_accounts(
+        values, file_accounts, timeout=float(timeout) if _positive(timeout) else 30.0)
 
     problems = [f"{name} is not set" for name in _REQUIRED if not values.get(name)]
-    problems += _link_secret_problems(values)
+    problems += _link_secret_problems(values) + account_problems
     for name in ("BKASH_BASE_URL", "PAYMENTS_CALLBACK_BASE_URL", "PAYMENTS_RESULT_PAGE_URL",
                  "BKASH_REFUND_V2_BASE_URL"):
         url = values.get(name)
@@ -169,8 +208,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         token_file = str(cache / "bkash-temporal-payments" / f"token-{key}.json")
     try:
-        return Settings(
-            monetix=monetix,
+        settings = Settings(
+            monetix=monetix, bkash_accounts=bkash_accounts, monetix_accounts=monetix_accounts,
             bkash_token_cache_file=token_file or None,
             bkash_token_store=values.get("BKASH_TOKEN_STORE") or ("file" if token_file else "memory"),
             bkash_token_refresh_after_seconds=float(values.get(
@@ -190,6 +229,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     except ValidationError as exc:
         raise ConfigError([f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                            for e in exc.errors(include_input=False)]) from None
+    problems = config_accounts.shared_credentials(
+        {a: s.credentials for a, s in settings.bkash_by_account().items()})
+    problems += config_accounts.shared_projects(
+        {a: m.project_id for a, m in settings.monetix_by_account().items()})
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _positive(value: str) -> bool:
+    try:
+        return float(value) > 0
+    except ValueError:
+        return False
 
 
 async def connect_temporal(**overrides) -> Client:
@@ -270,6 +323,8 @@ class EndpointSettings(BaseModel):
     link_secret_previous_until: datetime | None = None
     redirect_signature_rule: SignatureRule = SignatureRule.ADVISORY
     monetix_projects: dict[int, SecretStr] = {}
+    # Each project's merchant account ("default": MONETIX_PROJECT_ID), to route its callbacks.
+    monetix_accounts: dict[int, str] = {}
     result_page_url: str | None = None
 
 
@@ -281,8 +336,13 @@ def load_endpoint_settings(env: Mapping[str, str] | None = None) -> EndpointSett
             values.update(_flatten_toml(Path(env["PAYMENTS_CONFIG_FILE"])))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError([f"PAYMENTS_CONFIG_FILE: {type(exc).__name__}"]) from None
+    file_accounts = config_accounts.account_ids(values.get(config_accounts.ACCOUNTS, ""))
     values.update({k: v for k, v in env.items() if k.startswith(("PAYMENTS_", "MONETIX_"))})
     problems = _link_secret_problems(values)
+    # Every account's Monetix project (an account with bKash only needs nothing here).
+    _, monetix_accounts, account_problems = config_accounts.load_accounts(
+        values, file_accounts, providers=("MONETIX",), every_account_configured=False)
+    problems += account_problems
     previous, previous_until = _previous_link_secret(values, problems)
     rule = values.get("PAYMENTS_BKASH_REDIRECT_SIGNATURE", SignatureRule.ADVISORY.value)
     if rule not in {r.value for r in SignatureRule}:
@@ -300,9 +360,20 @@ def load_endpoint_settings(env: Mapping[str, str] | None = None) -> EndpointSett
             problems.append("MONETIX_SECRET_KEY is not set (required with MONETIX_PROJECT_ID)")
         else:
             projects[int(project)] = SecretStr(values["MONETIX_SECRET_KEY"])
+    accounts = {project: DEFAULT_ACCOUNT for project in projects}
+    for account, monetix in monetix_accounts.items():
+        gate = monetix["gate"]
+        if "project_id" in gate and "secret_key" in gate:
+            projects[gate["project_id"]] = SecretStr(gate["secret_key"])
+            accounts.setdefault(gate["project_id"], account)
+    problems += config_accounts.shared_projects(
+        {**({DEFAULT_ACCOUNT: int(project)} if project and project.isdigit() else {}),
+         **{a: m["gate"]["project_id"] for a, m in monetix_accounts.items()
+            if "project_id" in m["gate"]}})
     if problems:
         raise ConfigError(problems)
     return EndpointSettings(link_secret=values[LINK_SECRET], link_secret_previous=previous,
                             link_secret_previous_until=previous_until,
                             redirect_signature_rule=SignatureRule(rule),
-                            monetix_projects=projects, result_page_url=url or None)
+                            monetix_projects=projects, monetix_accounts=accounts,
+                            result_page_url=url or None)

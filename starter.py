@@ -18,6 +18,9 @@
     python starter.py refund P-1 --provider monetix --refund-id RF-2 --amount 100.00 --reason ...
     python starter.py refunds INV-1001                           # the payment's refund ledger
 
+    python starter.py pay --merchant-account brand2 --invoice INV-7 --amount 500.00
+                                    # any command: the merchant account (default: "default")
+
 Needs only the Temporal connection (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ...: temporalio envconfig)
 and, to start payments, PAYMENTS_CALLBACK_BASE_URL. Provider secrets are the worker's alone.
 """
@@ -32,10 +35,12 @@ import sys
 from pydantic import ValidationError
 
 import runtime_exit
-from contracts.bkash import BkashPaymentRequest
+from merchant_client.encryption import EncryptionConfigError, UnknownKeyError
+from contracts.bkash import BkashPaymentRequest, BkashStage
+from contracts.common import DEFAULT_ACCOUNT, check_account_id
 from contracts.refunds import RefundRequest
 from contracts.money import parse_bdt
-from contracts.monetix import MonetixPurchaseRequest, PaymentPagePurchaseRequest
+from contracts.monetix import MonetixPurchaseRequest, MonetixStage, PaymentPagePurchaseRequest
 from contracts.monetix_requests import problems_of
 from merchant_client import (
     PaymentError,
@@ -69,6 +74,7 @@ FLAGS = {
     "customer_last_name": "--last-name", "account.number": "--account",
     "customer_account_number": "--account",
     "refund_id": "--refund-id", "reason": "--reason", "sku": "--sku", "payment_key": "PAYMENT",
+    "account_id": "--merchant-account",
 }
 _LEADING_NAME = re.compile(r"^([A-Za-z_.]+)\b")
 
@@ -109,12 +115,17 @@ def _callback_base_url(settings) -> str:
     return settings.callback_base_url
 
 
+def _account(args) -> str:
+    """--merchant-account (merchant code building ``args`` itself may leave it out)."""
+    return getattr(args, "merchant_account", None) or DEFAULT_ACCOUNT
+
+
 def bkash_request(args, settings) -> BkashPaymentRequest:
     amount = _amount(args.amount)
     try:
         return BkashPaymentRequest.model_validate(
             {"invoice_number": args.invoice, "amount_poisha": amount,
-             "callback_base_url": _callback_base_url(settings)},
+             "callback_base_url": _callback_base_url(settings), "account_id": _account(args)},
             context={"max_amount_poisha": settings.max_amount_poisha})
     except ValidationError as exc:
         raise PaymentError(_bkash_problems(exc)) from None
@@ -130,13 +141,15 @@ def monetix_request(args, settings, *, gate: bool):
                          "customer": {"id": args.customer_id, "ip_address": args.ip,
                                       "first_name": args.first_name,
                                       "last_name": args.last_name, "email": args.email}},
-                "callback_base_url": _callback_base_url(settings)})
+                "callback_base_url": _callback_base_url(settings),
+                "account_id": _account(args)})
         return PaymentPagePurchaseRequest.model_validate({
             "params": {"payment_id": args.payment_id, "amount_poisha": amount,
                        "customer_id": args.customer_id, "first_name": args.first_name,
                        "last_name": args.last_name, "email": args.email,
                        "account_number": args.account},
-            "callback_base_url": _callback_base_url(settings)})
+            "callback_base_url": _callback_base_url(settings),
+            "account_id": _account(args)})
     except ValidationError as exc:
         raise PaymentError("; ".join(_in_flag_words(p) for p in problems_of(exc))) from None
 
@@ -145,7 +158,8 @@ def refund_request(args) -> RefundRequest:
     amount = _amount(args.amount)
     try:
         return RefundRequest(provider=args.provider, payment_key=args.payment, amount_poisha=amount,
-                             refund_id=args.refund_id, reason=args.reason, sku=args.sku)
+                             refund_id=args.refund_id, reason=args.reason, sku=args.sku,
+                             account_id=_account(args))
     except ValidationError as exc:
         raise PaymentError(_bkash_problems(exc)) from None
 
@@ -215,13 +229,25 @@ def build_parser() -> argparse.ArgumentParser:
     rfs = sub.add_parser("refunds", help="show a payment's refund ledger")
     rfs.add_argument("payment", help="the invoice (bKash) or payment id (Monetix)")
     rfs.add_argument("--provider", default="bkash", choices=["bkash", "monetix"])
+    for command in sub.choices.values():
+        # Not --account: in the Monetix commands that is the customer's bKash account number.
+        command.add_argument("--merchant-account", metavar="ID",
+                             help="the merchant account (a bKash credential set / Monetix project "
+                             "configured in the worker) the payment is made in; default "
+                             f"{DEFAULT_ACCOUNT!r} (list: every account)")
     return parser
 
 
 async def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    listed_account, args.merchant_account = args.merchant_account, \
+        args.merchant_account or DEFAULT_ACCOUNT
     try:
         settings = load_client_settings()
+        try:
+            check_account_id(args.merchant_account, "--merchant-account")
+        except ValueError as exc:
+            raise PaymentError(str(exc)) from None
         if args.command == "list" and args.stage:
             args.stage = stage_for(args.provider, args.stage)  # refused before connecting
         # Requests are validated before connecting: bad input is named before anything is sent.
@@ -230,43 +256,54 @@ async def _main(argv: list[str]) -> int:
                    if args.command in ("gate-pay", "page-url") else None)
         fields = clarification_fields(args) if args.command == "clarify" else None
         refund_req = refund_request(args) if args.command == "refund" else None
+        account = {"account_id": args.merchant_account}
         client = await connect()
         if args.command == "pay":
             url = await start_payment(client, request, task_queue=settings.task_queue)
             print(json.dumps(url.model_dump(mode="json"), indent=2))
+            if url.stage is BkashStage.FAILED:
+                raise PaymentError(f"invoice {args.invoice} FAILED: {url.detail}")
         elif args.command == "deliver":
-            print((await report_service_delivered(client, args.invoice)).model_dump_json())
+            print((await report_service_delivered(client, args.invoice, **account))
+                  .model_dump_json())
         elif args.command == "fail":
-            print((await report_service_failed(client, args.invoice, args.reason)).model_dump_json())
+            print((await report_service_failed(client, args.invoice, args.reason, **account))
+                  .model_dump_json())
         elif args.command == "status":
-            print((await payment_state(client, args.invoice)).model_dump_json(indent=2))
+            print((await payment_state(client, args.invoice, **account)).model_dump_json(indent=2))
         elif args.command == "list":
-            for row in await list_payments(client, args.stage, args.provider):
+            for row in await list_payments(client, args.stage, args.provider, listed_account):
                 print(json.dumps(row))
         elif args.command == "gate-pay":
-            print((await start_gate_purchase(client, request, task_queue=settings.task_queue))
-                  .model_dump_json(indent=2))
+            shown = await start_gate_purchase(client, request, task_queue=settings.task_queue)
+            print(shown.model_dump_json(indent=2))
+            if shown.stage is MonetixStage.FAILED:
+                raise PaymentError(f"Monetix payment_id {args.payment_id} FAILED: {shown.detail}")
         elif args.command == "page-url":
             page = await start_payment_page_purchase(client, request,
                                                      task_queue=settings.task_queue)
+            if page.stage is MonetixStage.FAILED:
+                raise PaymentError(f"Monetix payment_id {args.payment_id} FAILED: {page.detail}")
             print(page.payment_page_url)
         elif args.command == "txn":
-            print((await submit_transaction_id(client, args.payment_id, args.transaction_id))
-                  .model_dump_json(indent=2))
+            print((await submit_transaction_id(client, args.payment_id, args.transaction_id,
+                                               **account)).model_dump_json(indent=2))
         elif args.command == "clarify":
-            print((await provide_clarification(client, args.payment_id, fields))
+            print((await provide_clarification(client, args.payment_id, fields, **account))
                   .model_dump_json(indent=2))
         elif args.command == "gate-status":
-            print((await purchase_state(client, args.payment_id)).model_dump_json(indent=2))
+            print((await purchase_state(client, args.payment_id, **account))
+                  .model_dump_json(indent=2))
         elif args.command == "refund":
             done = await refund(client, refund_req, task_queue=settings.task_queue,
                                 callback_base_url=settings.callback_base_url,
                                 wait=not args.no_wait)
             print(done.model_dump_json(indent=2))
         elif args.command == "refunds":
-            print((await refunds(client, args.provider, args.payment)).model_dump_json(indent=2))
-    except PaymentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+            print((await refunds(client, args.provider, args.payment, **account))
+                  .model_dump_json(indent=2))
+    except (PaymentError, UnknownKeyError, EncryptionConfigError) as exc:
+        print(f"error: {getattr(exc, 'problem', exc)}", file=sys.stderr)
         return 2
     return 0
 

@@ -8,23 +8,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 from temporalio.client import Client
+from temporalio.common import MetricMeter
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 import runtime_exit
+from worker_metrics import METRICS_SETTING, PaymentsMetrics, prometheus_runtime, token_call_counter
 
 from activities.bkash import BkashActivities
 from activities.monetix import MonetixActivities
 from activities.payments import PaymentRecords
 from config import Settings, connect_temporal, load_settings
-from providers.bkash import BkashClient, BkashCredentials, FileTokenStore, TokenManager, TokenStore
+from providers.bkash import (
+    BkashClient,
+    BkashCredentials,
+    BkashPaths,
+    FileTokenStore,
+    TokenManager,
+    TokenStore,
+)
 from providers.bkash_config import credential_id
 from providers.monetix import MonetixGateClient
 from workflows.bkash import BkashAuthCapture
@@ -62,23 +72,44 @@ def token_store_for(settings: Settings, creds: BkashCredentials) -> TokenStore |
     return RedisTokenStore(choice, cid, fallback=file, lease_seconds=lease)
 
 
-def bkash_client(settings: Settings, creds: BkashCredentials, http: httpx.AsyncClient) -> BkashClient:
-    tokens = TokenManager(http, creds, settings.bkash_paths, timeout=settings.bkash_timeout_seconds,
+def bkash_client(settings: Settings, creds: BkashCredentials, http: httpx.AsyncClient,
+                 paths: BkashPaths | None = None, *,
+                 on_token_call: Callable[[str, str], None] | None = None) -> BkashClient:
+    paths = paths or settings.bkash_paths
+    tokens = TokenManager(http, creds, paths, timeout=settings.bkash_timeout_seconds,
                           refresh_after=settings.bkash_token_refresh_after_seconds,
-                          store=token_store_for(settings, creds))
-    return BkashClient(http, creds, settings.bkash_paths, timeout=settings.bkash_timeout_seconds,
-                       tokens=tokens)
+                          store=token_store_for(settings, creds), on_call=on_token_call)
+    return BkashClient(http, creds, paths, timeout=settings.bkash_timeout_seconds, tokens=tokens)
 
 
-def build_activities(settings: Settings, http: httpx.AsyncClient) -> list:
-    """The activity objects, each holding its provider client (and so its token cache)."""
-    bkash = BkashActivities(bkash_client(settings, settings.bkash, http),
+def describe_accounts(settings: Settings) -> str:
+    """``default (bKash, Monetix project 1234), brand2 (bKash)``: ids and project ids only."""
+    bkash, monetix = settings.bkash_by_account(), settings.monetix_by_account()
+    parts = []
+    for account in dict.fromkeys([*bkash, *monetix]):
+        has = (["bKash"] if account in bkash else []) + (
+            [f"Monetix project {monetix[account].project_id}"] if account in monetix else [])
+        parts.append(f"{account} ({', '.join(has)})")
+    return ", ".join(parts)
+
+
+def build_activities(settings: Settings, http: httpx.AsyncClient, *,
+                     meter: MetricMeter | None = None) -> list:
+    """The activity objects, each holding its provider clients: one per merchant account, each
+    bKash client with its own token manager and token store (README "Several merchant accounts").
+    ``meter``: where bKash token calls are counted (the worker's Runtime; README "Metrics")."""
+    bkash = BkashActivities({account: bkash_client(
+        settings, a.credentials, http, a.paths,
+        on_token_call=token_call_counter(meter, account) if meter else None)
+        for account, a in settings.bkash_by_account().items()},
                             link_secret=settings.link_secret.get_secret_value().encode())
     acts = [bkash.create_payment, bkash.execute_payment, bkash.query_payment,
             bkash.capture_payment, bkash.void_payment, bkash.bkash_refund]
-    if settings.monetix:
-        monetix = MonetixActivities(MonetixGateClient(http, settings.monetix.gate),
-                                    settings.monetix.payment_page)
+    projects = settings.monetix_by_account()
+    if projects:
+        monetix = MonetixActivities(
+            {account: MonetixGateClient(http, m.gate) for account, m in projects.items()},
+            {account: m.payment_page for account, m in projects.items()})
         acts += [monetix.monetix_sale, monetix.monetix_clarification, monetix.monetix_status,
                  monetix.monetix_payment_page_link, monetix.monetix_refund,
                  monetix.monetix_refund_status]
@@ -125,6 +156,7 @@ def build_worker(client: Client, task_queue: str, activities: list, **kwargs) ->
                  or "monetix_sale" in names]
     # The refunds workflow reads the payment's outcome from Temporal itself.
     activities = [*activities, PaymentRecords(client).load_refundable_payment]
+    kwargs["interceptors"] = [PaymentsMetrics(), *kwargs.get("interceptors", ())]
     return Worker(client, task_queue=task_queue, workflows=workflows, activities=activities,
                   graceful_shutdown_timeout=timedelta(seconds=30), **kwargs)
 
@@ -132,13 +164,20 @@ def build_worker(client: Client, task_queue: str, activities: list, **kwargs) ->
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
-    client = await connect_temporal()
+    logging.info("merchant accounts: %s", describe_accounts(settings))
+    bind = os.environ.get(METRICS_SETTING)
+    runtime = prometheus_runtime(bind) if bind else None
+    client = await connect_temporal(**({"runtime": runtime} if runtime else {}))
+    if bind:
+        logging.info("metrics on http://%s/metrics", bind)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with provider_http_client(settings.bkash_timeout_seconds) as http:
-        worker = build_worker(client, settings.task_queue, build_activities(settings, http))
+        meter = client.service_client.config.runtime.metric_meter if runtime else None
+        worker = build_worker(client, settings.task_queue,
+                              build_activities(settings, http, meter=meter))
         async with worker:
             logging.info("worker polling task queue %r; Ctrl-C to stop", settings.task_queue)
             await stop.wait()

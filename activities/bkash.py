@@ -7,8 +7,11 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 from temporalio import activity
+from collections.abc import Mapping
+
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from activities.accounts import AccountClients
 from providers.bkash import BkashClient, PaymentStatus
 from providers.bkash_errors import (
     BkashAlreadySettled,
@@ -69,8 +72,11 @@ def _status(s: PaymentStatus, *, reconciled: bool = False) -> ProviderPaymentSta
 
 
 class BkashActivities:
-    def __init__(self, client: BkashClient, *, link_secret: bytes) -> None:
-        self._client = client
+    def __init__(self, client: BkashClient | Mapping[str, BkashClient], *,
+                 link_secret: bytes) -> None:
+        """``client``: the default account's, or one per merchant account (each its own token)."""
+        self._accounts = AccountClients("bKash", client)
+        self._client = self._accounts.default  # the default account's (tests reach its tokens)
         self._link_secret = link_secret
 
     @activity.defn(name=BkashActivity.CREATE_PAYMENT)
@@ -79,8 +85,9 @@ class BkashActivities:
         # history carry the callback URL without it (an operator reading histories must not hold
         # every customer's result link). The workflow id is Temporal's, not the input's.
         token = return_link_token(self._link_secret, activity.info().workflow_id)
+        client = self._accounts.get(inp.account_id, first_call=True)
         try:
-            created = await self._client.create_payment(
+            created = await client.create_payment(
                 amount_poisha=inp.amount_poisha, invoice_number=inp.invoice_number,
                 payer_reference=inp.payer_reference, callback_url=f"{inp.callback_url}/{token}")
         except BkashError as err:
@@ -94,15 +101,17 @@ class BkashActivities:
 
     @activity.defn(name=BkashActivity.EXECUTE_PAYMENT)
     async def execute_payment(self, ref: PaymentRef) -> ProviderPaymentStatus:
+        client = self._accounts.get(ref.account_id)
         try:
-            return _status(await self._client.execute_payment(ref.payment_id))
+            return _status(await client.execute_payment(ref.payment_id))
         except BkashError as err:
             raise _to_application_error(err) from None
 
     @activity.defn(name=BkashActivity.QUERY_PAYMENT)
     async def query_payment(self, ref: PaymentRef) -> ProviderPaymentStatus:
+        client = self._accounts.get(ref.account_id)
         try:
-            return _status(await self._client.query_payment(ref.payment_id), reconciled=True)
+            return _status(await client.query_payment(ref.payment_id), reconciled=True)
         except BkashError as err:
             raise _to_application_error(err) from None
 
@@ -122,20 +131,24 @@ class BkashActivities:
         Authorized (reference §12, "Capture/void ... On timeout → Query"). Already-settled and
         wrong-state answers are reconciled by query, never failed blindly.
         """
-        call = self._client.capture_payment if operation == "capture" else self._client.void_payment
+        client = self._accounts.get(ref.account_id)
+        call = client.capture_payment if operation == "capture" else client.void_payment
+        ambiguous = _an_earlier_attempt_may_have_reached_bkash()
         try:
-            if activity.info().attempt > 1:
-                current = await self._client.query_payment(ref.payment_id)
+            if ambiguous:
+                current = await client.query_payment(ref.payment_id)
                 if current.transaction_status != TransactionStatus.AUTHORIZED:
                     return _status(current, reconciled=True)
+                ambiguous = False  # still Authorized: nothing of ours was applied
             try:
                 return _status(await call(ref.payment_id))
             except (BkashAlreadySettled, BkashInvalidState) as err:
-                current = await self._client.query_payment(ref.payment_id)
+                current = await client.query_payment(ref.payment_id)
                 if current.transaction_status == TransactionStatus.AUTHORIZED:
                     raise err  # bKash still holds it: let the retry policy try again
                 return _status(current, reconciled=True)
         except BkashError as err:
+            _remember_if_not_sent(err, ambiguous)
             raise _to_application_error(err) from None
 
     @activity.defn(name=RefundActivity.BKASH_REFUND)
@@ -148,21 +161,26 @@ class BkashActivities:
         payment are serialized by the refunds workflow, so a completed refund beyond the ledger's
         ``known_refund_trx_ids`` with this amount is this one.
         """
+        client = self._accounts.get(call.account_id)
+        ambiguous = _an_earlier_attempt_may_have_reached_bkash()
         try:
-            if activity.info().attempt > 1:
+            if ambiguous:
                 found = await self._refund_found_at_bkash(call)
                 if found is not None:
                     return found
-            refund = await self._client.refund_payment(
+                ambiguous = False  # bKash holds no refund of ours: nothing was applied
+            refund = await client.refund_payment(
                 payment_id=call.payment_id, trx_id=call.trx_id, amount_poisha=call.amount_poisha,
                 sku=call.sku, reason=call.reason)
         except BkashError as err:
+            _remember_if_not_sent(err, ambiguous)
             raise _refund_error(err, call) from None
         return _refund_outcome(refund, call)
 
     async def _refund_found_at_bkash(self, call: BkashRefundCall) -> ProviderRefundResult | None:
         """This refund as bKash holds it after a lost answer, or None if bKash never applied it."""
-        status = await self._client.refund_status(payment_id=call.payment_id, trx_id=call.trx_id)
+        status = await self._accounts.get(call.account_id).refund_status(
+            payment_id=call.payment_id, trx_id=call.trx_id)
         known = set(call.known_refund_trx_ids)
         new = [r for r in status.refunds if r.refund_trx_id not in known and not r.failed]
         for r in new:
@@ -210,6 +228,26 @@ def _refund_outcome(refund: RefundTransaction, call: BkashRefundCall) -> Provide
     # Accepted but not final: the next attempt reads refund status instead of sending again.
     raise _unknown(call, f"bKash accepted refund {refund.refund_trx_id} but reports it as "
                    f"{refund.transaction_status!r}; asking refund status before anything is sent")
+
+
+# Issue 11 §3: a call we refused ourselves (no token) is not a lost answer, so the next attempt need
+# not ask bKash first. An attempt that refused its call for want of a token, with nothing ambiguous
+# before it, says so in its heartbeat details, which Temporal hands to the next attempt (they travel
+# with the failed attempt); any other failure leaves the next attempt asking first, as before.
+_ALL_UNSENT = {"all_attempts_unsent": True}
+
+
+def _an_earlier_attempt_may_have_reached_bkash() -> bool:
+    info = activity.info()
+    if info.attempt == 1:
+        return False
+    details = info.heartbeat_details
+    return not (details and details[-1] == _ALL_UNSENT)
+
+
+def _remember_if_not_sent(err: BkashError, ambiguous: bool) -> None:
+    if isinstance(err, BkashTokenRateLimited) and not ambiguous:
+        activity.heartbeat(_ALL_UNSENT)
 
 
 def _refund_error(err: BkashError, call: BkashRefundCall) -> ApplicationError:

@@ -4,11 +4,12 @@ the workflows' retry policies decide what is retried."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from activities.accounts import AccountClients
 from contracts.monetix_status import CODE_TRANSACTION_NOT_FOUND
 from contracts.money import format_bdt
 from contracts.refunds import (
@@ -58,10 +59,15 @@ def _to_application_error(err: MonetixError) -> ApplicationError:
 
 
 class MonetixActivities:
-    def __init__(self, client: MonetixGateClient,
-                 payment_page: MonetixPaymentPageConfig | None = None) -> None:
-        self._client = client
-        self._payment_page = payment_page
+    def __init__(self, client: MonetixGateClient | Mapping[str, MonetixGateClient],
+                 payment_page: MonetixPaymentPageConfig | Mapping[str, MonetixPaymentPageConfig]
+                 | None = None) -> None:
+        """The default account's Gate client and Payment Page settings, or one per merchant account
+        (each its own Monetix project and key)."""
+        self._accounts = AccountClients("Monetix", client)
+        self._client = self._accounts.default
+        self._pages = AccountClients("Monetix Payment Page", payment_page if isinstance(
+            payment_page, Mapping) else {} if payment_page is None else payment_page)
 
     @activity.defn(name=MonetixActivity.SALE)
     async def monetix_sale(self, inp: SaleInput) -> SaleAck:
@@ -69,17 +75,18 @@ class MonetixActivities:
         Monetix (the status request, ≥ 10 s after the sale by the retry policy) and sends only if the
         payment was never registered (§3.3: resolve by status, never by a blind re-send)."""
         payment_id = inp.sale.payment_id
+        client = self._accounts.get(inp.account_id, first_call=True)
         try:
             if activity.info().attempt > 1:
                 try:
-                    known = await self._client.status(payment_id)
+                    known = await client.status(payment_id)
                     return SaleAck(payment_id=payment_id, known_status=known.status)
                 except MonetixPaymentNotFound:
                     pass
             try:
-                ack = await self._client.sale(inp.sale, inp.callback_url)
+                ack = await client.sale(inp.sale, inp.callback_url)
             except MonetixDuplicatePayment:
-                known = await self._client.status(payment_id)
+                known = await client.status(payment_id)
                 return SaleAck(payment_id=payment_id, known_status=known.status)
             return SaleAck(payment_id=payment_id, request_id=ack.request_id)
         except MonetixError as err:
@@ -90,15 +97,16 @@ class MonetixActivities:
         """Send the clarification (transaction ID or requested fields) at most once: a retry first
         checks whether Monetix has moved on from the statuses that needed it. Returns how it ended:
         "sent" or "already received"."""
+        client = self._accounts.get(inp.account_id)
         try:
             if activity.info().attempt > 1 and inp.pending_statuses:
-                current = await self._client.status(inp.payment_id)
+                current = await client.status(inp.payment_id)
                 if current.status not in inp.pending_statuses:
                     return "already received"
             if inp.fields:
-                await self._client.clarify_fields(inp.payment_id, inp.fields)
+                await client.clarify_fields(inp.payment_id, inp.fields)
             else:
-                await self._client.clarification(inp.payment_id, inp.additional_data)
+                await client.clarification(inp.payment_id, inp.additional_data)
             return "sent"
         except MonetixError as err:
             raise _to_application_error(err) from None
@@ -107,8 +115,9 @@ class MonetixActivities:
     async def monetix_status(self, poll: StatusPoll) -> MonetixStatus:
         """One status request. While the payment is not yet where the workflow waits for it, raise a
         retryable error: Temporal's retry policy is the polling loop, with its backoff."""
+        client = self._accounts.get(poll.account_id)
         try:
-            status = await self._client.status(poll.payment_id)
+            status = await client.status(poll.payment_id)
         except MonetixPaymentNotFound as err:
             if poll.not_found_is_final:
                 return MonetixStatus(payment_id=poll.payment_id, status="error", final=True,
@@ -123,13 +132,14 @@ class MonetixActivities:
 
     @activity.defn(name=MonetixActivity.PAYMENT_PAGE_LINK)
     async def monetix_payment_page_link(self, inp: PaymentPageLinkInput) -> PaymentPageLink:
-        if self._payment_page is None:
+        if not self._pages.clients:
             raise ApplicationError("Monetix Payment Page is not configured on this worker "
                                    "(MONETIX_PROJECT_ID / MONETIX_SECRET_KEY)",
                                    type=MonetixErrorKind.NOT_CONFIGURED, non_retryable=True)
+        page = self._pages.get(inp.account_id, first_call=True)
         params = inp.params.model_copy(update={"merchant_callback_url": inp.callback_url})
-        return PaymentPageLink(url=build_payment_page_url(self._payment_page, params),
-                               widget_params=epay_widget_params(self._payment_page, params))
+        return PaymentPageLink(url=build_payment_page_url(page, params),
+                               widget_params=epay_widget_params(page, params))
 
     # -- refunds (reference §3.6) -----------------------------------------------------------------
 
@@ -146,13 +156,13 @@ class MonetixActivities:
         """
         known = _known_operation_ids(call)
         if activity.info().attempt > 1:
-            refunds = await self._refunds(call.payment_id, call.refund_id)
+            refunds = await self._refunds(call)
             found = _find(refunds, call.refund_id, call.amount_poisha, None, known)
             if found is not None:
                 return _refund_result(found, reconciled=True,
                                       detail="found by the status request after an attempt without an answer")
         try:
-            ack = await self._client.refund(call.payment_id, call.amount_poisha, call.currency,
+            ack = await self._accounts.get(call.account_id).refund(call.payment_id, call.amount_poisha, call.currency,
                                             call.description, call.refund_id, call.callback_url)
         except MonetixDuplicateRefund:
             return await self._registered_already(call, known)
@@ -180,7 +190,7 @@ class MonetixActivities:
         acknowledgement or a 3230 it *is* registered, and calling it failed could invite a second
         refund of the same money under another refund id.
         """
-        refunds = await self._refunds(call.payment_id, call.refund_id)
+        refunds = await self._refunds(call)
         found = _find(refunds, call.refund_id, call.amount_poisha, call.request_id,
                       _known_operation_ids(call))
         if found is None:
@@ -199,11 +209,13 @@ class MonetixActivities:
                 type=STILL_PROCESSING, category=ApplicationErrorCategory.BENIGN)
         return _refund_result(found, reconciled=False)
 
-    async def _refunds(self, payment_id: str, refund_id: str) -> MonetixRefunds:
+    async def _refunds(self, call: MonetixRefundCall | MonetixRefundStatusCall) -> MonetixRefunds:
         """The status request read for refunds; every failure to learn is RESULT_UNKNOWN (retryable)
         but a signed "no such payment" and a request we refused to send."""
+        payment_id, refund_id = call.payment_id, call.refund_id
+        client = self._accounts.get(call.account_id)
         try:
-            return await self._client.refund_status(payment_id)
+            return await client.refund_status(payment_id)
         except MonetixPaymentNotFound as err:
             raise _refund_error(RefundErrorKind.NOT_REFUNDABLE, err) from None
         except MonetixInvalidRequest as err:
@@ -217,7 +229,7 @@ class MonetixActivities:
     async def _registered_already(self, call: MonetixRefundCall,
                                   known: Collection[str] | None) -> ProviderRefundResult:
         """3230: Monetix holds a refund with this merchant_refund_id. Find it; never send again."""
-        refunds = await self._refunds(call.payment_id, call.refund_id)
+        refunds = await self._refunds(call)
         found = _find(refunds, call.refund_id, call.amount_poisha, None, known)
         if found is not None:
             return _refund_result(found, reconciled=True,

@@ -44,7 +44,7 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from merchant_client.encryption import payments_data_converter
 
 from bench import procstat, report, servermetrics
 from bench.actions import ClientCounter, figures
@@ -422,7 +422,7 @@ async def bench(args: argparse.Namespace) -> dict:
     try:
         counter = ClientCounter()
         client = await Client.connect(target, namespace="default",
-                                      data_converter=pydantic_data_converter,
+                                      data_converter=payments_data_converter(),
                                       interceptors=[counter])
         # A Monetix refund's result comes a second after its acknowledgement, as a real one comes
         # later (seconds to days): the refund path then counts the callback wait it really has.

@@ -17,7 +17,14 @@ from urllib.parse import quote
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from contracts.common import Model, TimelineEvent, check_callback_base_url
+from contracts.common import (
+    DEFAULT_ACCOUNT,
+    Model,
+    TimelineEvent,
+    account_workflow_id,
+    check_account_id,
+    check_callback_base_url,
+)
 
 WORKFLOW = "BkashAuthCapture"
 
@@ -43,8 +50,13 @@ class BkashActivity(StrEnum):
     VOID_PAYMENT = "void_payment"
 
 
-def workflow_id_for_invoice(invoice_number: str) -> str:
-    return f"bkash-{invoice_number}"
+def workflow_id_for_invoice(invoice_number: str, account_id: str = DEFAULT_ACCOUNT) -> str:
+    """``bkash-<invoice>`` (the default account), ``bkash@<account>:<invoice>`` (another)."""
+    return account_workflow_id("bkash", invoice_number, account_id)
+
+
+def is_bkash_workflow_id(workflow_id: str) -> bool:
+    return workflow_id.startswith(("bkash-", "bkash@"))
 
 
 class BkashStage(StrEnum):
@@ -119,6 +131,13 @@ class BkashPaymentRequest(Model):
     # up: a little over bKash's one-hour block (bkash-api.md §3.2), never less than the approval
     # window. No money moves while it waits: the execute was never sent.
     token_wait: timedelta = timedelta(minutes=65)
+    # The merchant account (bKash credential set) the worker makes the payment with.
+    account_id: str = DEFAULT_ACCOUNT
+
+    @field_validator("account_id")
+    @classmethod
+    def _account(cls, v: str) -> str:
+        return check_account_id(v)
 
     @field_validator("invoice_number")
     @classmethod
@@ -168,7 +187,7 @@ class BkashPaymentRequest(Model):
 
     @property
     def workflow_id(self) -> str:
-        return workflow_id_for_invoice(self.invoice_number)
+        return workflow_id_for_invoice(self.invoice_number, self.account_id)
 
     @property
     def callback_url(self) -> str:
@@ -177,8 +196,9 @@ class BkashPaymentRequest(Model):
     def same_payment_as(self, other: BkashPaymentRequest) -> bool:
         """Whether a second start with ``other`` asks for the same payment (same invoice, amount
         and payer); windows and timeouts may differ between retries of one start."""
-        return (self.invoice_number, self.amount_poisha, self.payer_reference) == (
-            other.invoice_number, other.amount_poisha, other.payer_reference)
+        return (self.invoice_number, self.amount_poisha, self.payer_reference,
+                self.account_id) == (other.invoice_number, other.amount_poisha,
+                                     other.payer_reference, other.account_id)
 
 
 class BkashPaymentState(Model):
@@ -310,6 +330,8 @@ class CreatePaymentInput(Model):
     amount_poisha: int
     payer_reference: str
     callback_url: str
+    # Which credential set the worker calls bKash with (absent in histories before accounts).
+    account_id: str = DEFAULT_ACCOUNT
 
 
 class CreatedPaymentInfo(Model):
@@ -322,6 +344,7 @@ class CreatedPaymentInfo(Model):
 class PaymentRef(Model):
     payment_id: str
     invoice_number: str
+    account_id: str = DEFAULT_ACCOUNT
 
 
 class ProviderPaymentStatus(Model):

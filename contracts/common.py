@@ -14,6 +14,31 @@ from pydantic import BaseModel, ConfigDict
 TASK_QUEUE = "payments"
 DEFAULT_MAX_AMOUNT_POISHA = 500_000_00  # 500,000 BDT; override with PAYMENTS_MAX_AMOUNT_POISHA
 
+# Merchant accounts (README "Several merchant accounts"): each payment names the account it is made
+# in — a bKash credential set and/or a Monetix project, configured in the worker — by a short,
+# non-secret id. "default" is the account of the single-account settings (BKASH_*, MONETIX_*) and
+# of every payment started before accounts existed.
+DEFAULT_ACCOUNT = "default"
+ACCOUNT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+# The activity error of a payment naming an account the worker has no settings for.
+UNKNOWN_ACCOUNT = "PaymentAccountUnknown"
+
+
+def check_account_id(v: str, name: str = "account_id") -> str:
+    if not isinstance(v, str) or not ACCOUNT_ID.fullmatch(v):
+        raise ValueError(f"{name} {str(v)[:40]!r} must be 1-32 lower-case letters, digits, '_' or "
+                         "'-', starting with a letter or digit (e.g. default, brand2, live)")
+    return v
+
+
+def account_workflow_id(prefix: str, key: str, account_id: str = DEFAULT_ACCOUNT) -> str:
+    """``<prefix>-<key>`` for the default account (the ids of every payment before accounts),
+    ``<prefix>@<account>:<key>`` for another: an account id holds no ':' and no default id starts
+    with ``<prefix>@``, so two accounts' payments of the same key never share a workflow."""
+    if account_id == DEFAULT_ACCOUNT:
+        return f"{prefix}-{key}"
+    return f"{prefix}@{check_account_id(account_id)}:{key}"
+
 
 class Model(BaseModel):
     """Unknown fields are ignored, so a field added later never breaks replay of an old history."""
@@ -32,6 +57,8 @@ class SearchAttribute(StrEnum):
     MERCHANT_INVOICE = "MerchantInvoice"
     PROVIDER_PAYMENT_ID = "ProviderPaymentId"
     REFUNDED_POISHA = "RefundedPoisha"  # a refunds workflow's refunded total (Int)
+    # The merchant account's id (never a credential), set at start by the merchant client.
+    PAYMENT_ACCOUNT = "PaymentAccount"
 
     @property
     def kind(self) -> str:

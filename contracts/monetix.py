@@ -10,7 +10,14 @@ from typing import Any
 
 from pydantic import AliasChoices, Field, field_validator
 
-from contracts.common import Model, TimelineEvent, check_callback_base_url
+from contracts.common import (
+    DEFAULT_ACCOUNT,
+    Model,
+    TimelineEvent,
+    account_workflow_id,
+    check_account_id,
+    check_callback_base_url,
+)
 from contracts.monetix_requests import MonetixSaleRequest, PaymentPageParams
 from contracts.monetix_status import MonetixDisplayItem, MonetixStatus
 
@@ -39,10 +46,12 @@ class MonetixActivity(StrEnum):
     PAYMENT_PAGE_LINK = "monetix_payment_page_link"
 
 
-def workflow_id_for_payment(payment_id: str) -> str:
+def workflow_id_for_payment(payment_id: str, account_id: str = DEFAULT_ACCOUNT) -> str:
     # Gate and Payment Page purchases share the project's payment_id space, so one prefix: the
-    # endpoint routes a callback by payment.id without knowing which interface started it.
-    return f"monetix-{payment_id}"
+    # endpoint routes a callback by payment.id without knowing which interface started it. Two
+    # accounts (projects) may use the same payment_id: ``monetix@<account>:<payment_id>`` for any
+    # but the default account, whose ids stay ``monetix-<payment_id>``.
+    return account_workflow_id("monetix", payment_id, account_id)
 
 
 class MonetixStage(StrEnum):
@@ -57,10 +66,14 @@ class MonetixStage(StrEnum):
     SUCCESS = "SUCCESS"
     DECLINED = "DECLINED"
     EXPIRED = "EXPIRED"
+    # The merchant's configuration: the purchase names an account this worker has no Monetix
+    # project for. Nothing was sent to Monetix.
+    FAILED = "FAILED"
 
     @property
     def is_final(self) -> bool:
-        return self in (MonetixStage.SUCCESS, MonetixStage.DECLINED, MonetixStage.EXPIRED)
+        return self in (MonetixStage.SUCCESS, MonetixStage.DECLINED, MonetixStage.EXPIRED,
+                        MonetixStage.FAILED)
 
 
 class MonetixErrorKind(StrEnum):
@@ -86,11 +99,19 @@ class _PurchaseRequest(Model):
     # project, and a purchase takes only its own project's (None: a purchase of the endpoint's one
     # project, as every purchase started before this field was).
     project_id: int | None = Field(default=None, gt=0)
+    # The merchant account whose Monetix project the worker uses (README "Several merchant
+    # accounts"); part of the workflow id unless it is the default.
+    account_id: str = DEFAULT_ACCOUNT
 
     @field_validator("callback_base_url")
     @classmethod
     def _callback_base(cls, v: str) -> str:
         return check_callback_base_url(v)
+
+    @field_validator("account_id")
+    @classmethod
+    def _account(cls, v: str) -> str:
+        return check_account_id(v)
 
     @property
     def callback_url(self) -> str:
@@ -110,7 +131,7 @@ class MonetixPurchaseRequest(_PurchaseRequest):
 
     @property
     def workflow_id(self) -> str:
-        return workflow_id_for_payment(self.sale.payment_id)
+        return workflow_id_for_payment(self.sale.payment_id, self.account_id)
 
     @property
     def payment_id(self) -> str:
@@ -128,7 +149,7 @@ class PaymentPagePurchaseRequest(_PurchaseRequest):
 
     @property
     def workflow_id(self) -> str:
-        return workflow_id_for_payment(self.params.payment_id)
+        return workflow_id_for_payment(self.params.payment_id, self.account_id)
 
     @property
     def payment_id(self) -> str:
@@ -149,6 +170,9 @@ class MonetixCallbackEvent(Model):
     clarification_fields: dict[str, Any] | None = None
     # The callback's project, set by an endpoint that serves several (see _PurchaseRequest.project_id).
     project_id: int | None = None
+    # The merchant account the endpoint's settings give that project (None: an endpoint without
+    # account settings); a purchase takes only its own account's callbacks.
+    account_id: str | None = None
 
     @property
     def payment_id(self) -> str:
@@ -240,6 +264,8 @@ class MonetixPurchaseResult(Model):
 class SaleInput(Model):
     sale: MonetixSaleRequest
     callback_url: str
+    # Which Monetix project (account) the worker signs with; absent in histories before accounts.
+    account_id: str = DEFAULT_ACCOUNT
 
 
 class SaleAck(Model):
@@ -256,6 +282,7 @@ class ClarificationInput(Model):
     # The payment statuses in which the clarification is still needed; a retry first asks Monetix
     # and does not send again once the payment has moved on.
     pending_statuses: list[str] = []
+    account_id: str = DEFAULT_ACCOUNT
 
 
 class StatusPoll(Model):
@@ -267,11 +294,13 @@ class StatusPoll(Model):
     not_found_is_final: bool = False
     # Return whatever the status is (one look, no polling).
     accept_any: bool = False
+    account_id: str = DEFAULT_ACCOUNT
 
 
 class PaymentPageLinkInput(Model):
     params: PaymentPageParams
     callback_url: str
+    account_id: str = DEFAULT_ACCOUNT
 
 
 class PaymentPageLink(Model):

@@ -18,7 +18,7 @@ from enum import StrEnum
 from pydantic import Field, field_validator, model_validator
 
 from contracts.bkash import workflow_id_for_invoice
-from contracts.common import Model, Provider, TimelineEvent
+from contracts.common import DEFAULT_ACCOUNT, Model, Provider, TimelineEvent, check_account_id
 from contracts.monetix import workflow_id_for_payment
 
 WORKFLOW = "PaymentRefunds"
@@ -83,15 +83,18 @@ class LedgerStage(StrEnum):
     NOT_REFUNDABLE = "NOT_REFUNDABLE"    # final: the payment was not captured / successful
 
 
-def refunds_workflow_id(provider: Provider | str, payment_key: str) -> str:
-    """``refunds-bkash-<invoice>`` / ``refunds-monetix-<payment_id>``: from the payment's key."""
-    return f"refunds-{payment_workflow_id(provider, payment_key)}"
+def refunds_workflow_id(provider: Provider | str, payment_key: str,
+                        account_id: str = DEFAULT_ACCOUNT) -> str:
+    """``refunds-bkash-<invoice>`` / ``refunds-monetix-<payment_id>`` (another account:
+    ``refunds-bkash@<account>:<invoice>``, ...): from the payment's workflow id."""
+    return f"refunds-{payment_workflow_id(provider, payment_key, account_id)}"
 
 
-def payment_workflow_id(provider: Provider | str, payment_key: str) -> str:
+def payment_workflow_id(provider: Provider | str, payment_key: str,
+                        account_id: str = DEFAULT_ACCOUNT) -> str:
     if Provider(provider) is Provider.BKASH:
-        return workflow_id_for_invoice(payment_key)
-    return workflow_id_for_payment(payment_key)
+        return workflow_id_for_invoice(payment_key, account_id)
+    return workflow_id_for_payment(payment_key, account_id)
 
 
 def _check_text(value: str, name: str, limit: int) -> str:
@@ -122,6 +125,13 @@ class RefundRequest(Model):
     amount_poisha: int = Field(strict=True)
     reason: str
     sku: str | None = None
+    # The payment's merchant account (its credential set / Monetix project refunds it).
+    account_id: str = DEFAULT_ACCOUNT
+
+    @field_validator("account_id")
+    @classmethod
+    def _account(cls, v: str) -> str:
+        return check_account_id(v)
 
     @field_validator("refund_id")
     @classmethod
@@ -158,7 +168,7 @@ class RefundRequest(Model):
 
     @property
     def workflow_id(self) -> str:
-        return refunds_workflow_id(self.provider, self.payment_key)
+        return refunds_workflow_id(self.provider, self.payment_key, self.account_id)
 
 
 class RefundsInput(Model):
@@ -173,10 +183,11 @@ class RefundsInput(Model):
     # Monetix: how long to wait for the refund callback before asking the status request.
     callback_wait: timedelta = timedelta(minutes=2)
     callback_base_url: str | None = None
+    account_id: str = DEFAULT_ACCOUNT  # absent in ledgers started before accounts
 
     @property
     def payment_workflow_id(self) -> str:
-        return payment_workflow_id(self.provider, self.payment_key)
+        return payment_workflow_id(self.provider, self.payment_key, self.account_id)
 
     @property
     def window(self) -> timedelta:
@@ -238,6 +249,7 @@ class BkashRefundCall(Model):
     # refundTrxIDs this ledger already holds: a refund bKash reports beyond these is ours (refunds
     # of one payment are serialized), which is how a lost answer is resolved by refund status.
     known_refund_trx_ids: list[str] = []
+    account_id: str = DEFAULT_ACCOUNT
 
 
 class MonetixRefundCall(Model):
@@ -250,6 +262,7 @@ class MonetixRefundCall(Model):
     # Refund operation ids this ledger already holds; None means "not told" (then a lost answer is
     # matched only by request id or merchant_refund_id, never by amount alone).
     known_operation_ids: list[str] | None = None
+    account_id: str = DEFAULT_ACCOUNT
 
 
 class MonetixRefundStatusCall(Model):
@@ -260,6 +273,7 @@ class MonetixRefundStatusCall(Model):
     known_operation_ids: list[str] | None = None
     # True only when the refund was never acknowledged: "not registered" then means "never sent".
     not_found_is_final: bool = False
+    account_id: str = DEFAULT_ACCOUNT
 
 
 class ProviderRefundResult(Model):

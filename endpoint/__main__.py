@@ -16,6 +16,8 @@ import uvicorn
 
 import runtime_exit
 from merchant_client import connect
+from embedded import serve_asgi
+from endpoint.metrics import metrics_app
 from config import load_endpoint_settings
 from endpoint.app import create_app
 from endpoint.bkash_returns import ResultLinks
@@ -35,13 +37,15 @@ def monetix_projects(settings) -> dict[int, str]:
     return {project: key.get_secret_value() for project, key in settings.monetix_projects.items()}
 
 
-async def main(host: str, port: int, max_connections: int = MAX_CONNECTIONS) -> None:
+async def main(host: str, port: int, max_connections: int = MAX_CONNECTIONS,
+               metrics_port: int | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The Temporal connection, the link secret and the Monetix verification keys: no bKash secret.
     settings = load_endpoint_settings()
     projects = monetix_projects(settings)
     client = await connect()
     app = create_app(client, result_page_url=settings.result_page_url, monetix_projects=projects,
+                     monetix_accounts=settings.monetix_accounts,
                      links=ResultLinks.from_settings(settings), signature_rule=settings.redirect_signature_rule)
     # Bounds on what one client can hold: connections, idle keep-alive, the request head's size and
     # time to arrive (endpoint/limits.py); uvicorn's per-request warnings become aggregate counts.
@@ -54,7 +58,13 @@ async def main(host: str, port: int, max_connections: int = MAX_CONNECTIONS) -> 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, _stop, server)
-    await server.serve()
+    if metrics_port is None:
+        await server.serve()
+        return
+    # Metrics on their own loopback listener, never on the public port (README "Metrics").
+    async with serve_asgi(metrics_app(), host="127.0.0.1", port=metrics_port):
+        logging.info("endpoint metrics on http://127.0.0.1:%d/metrics", metrics_port)
+        await server.serve()
 
 
 def _stop(server: uvicorn.Server) -> None:
@@ -70,5 +80,8 @@ if __name__ == "__main__":
     parser.add_argument("--max-connections", type=int, default=MAX_CONNECTIONS,
                         help="connections plus requests in progress before new ones get 503 "
                              f"(default {MAX_CONNECTIONS})")
+    parser.add_argument("--metrics-port", type=int, default=None,
+                        help="serve the endpoint's metrics on 127.0.0.1:PORT/metrics (off unless "
+                             "given)")
     args = parser.parse_args()
-    runtime_exit.run(main(args.host, args.port, args.max_connections))
+    runtime_exit.run(main(args.host, args.port, args.max_connections, args.metrics_port))

@@ -27,12 +27,14 @@ __all__ = ["BKASH_WORKFLOW_PREFIX", "MAX_CALLBACK_BYTES", "OUTCOME", "create_app
 
 
 def create_app(client: Client, *, result_page_url: str | None = None,
-               monetix_projects: dict[int, str] | None = None, **bkash_options) -> Starlette:
-    """``monetix_projects`` maps each Monetix project id this merchant owns to its secret key;
+               monetix_projects: dict[int, str] | None = None,
+               monetix_accounts: dict[int, str] | None = None, **bkash_options) -> Starlette:
+    """``monetix_projects`` maps each Monetix project id this merchant owns to its secret key,
+    ``monetix_accounts`` each project to its merchant account (routing its callbacks);
     ``bkash_options`` go to BkashReturns (``links``: the result-link secrets, without which every
     bKash return is refused; ``signature_rule``)."""
     bkash = BkashReturns(client, result_page_url=result_page_url, **bkash_options)
-    monetix = MonetixCallbacks(client, monetix_projects or {})
+    monetix = MonetixCallbacks(client, monetix_projects or {}, monetix_accounts)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")

@@ -32,19 +32,22 @@ from contracts.bkash import (
     BrowserReturn,
     BrowserReturnStatus,
     SignatureRule,
+    is_bkash_workflow_id,
     is_return_link_token,
     return_link_token,
     workflow_id_for_invoice,
 )
 from contracts.money import format_bdt
+from endpoint.metrics import METRICS
 from endpoint.common import _reason, log, refused
 from merchant_client import bkash_view, send_customer_return
 
-# Every bKash payment's workflow id, hence every callbackURL this endpoint hands out, has this prefix;
-# any other id (a Monetix purchase, another application's workflow) is no bKash payment.
+# Every bKash payment's workflow id, hence every callbackURL this endpoint hands out, has this prefix
+# ("bkash@<account>:" for a merchant account other than the default); any other id (a Monetix
+# purchase, another application's workflow) is no bKash payment.
 BKASH_WORKFLOW_PREFIX = workflow_id_for_invoice("")
-# "bkash-" + an invoice of at most 255 characters (bKash's rule, §4.1).
-_MAX_WORKFLOW_ID = len(BKASH_WORKFLOW_PREFIX) + 255
+# "bkash@<account of ≤ 32>:" + an invoice of at most 255 characters (bKash's rule, §4.1).
+_MAX_WORKFLOW_ID = len("bkash@:") + 32 + 255
 # A paymentID is "TR" + mode + alphanumerics + epoch ms and the redirect signature 10 alphanumerics
 # (reference §4.2-4.3). The bound is generous on purpose: it only keeps junk out of update ids (at most
 # 1000 characters in Temporal), logs and answers, it does not second-guess bKash's format.
@@ -111,7 +114,7 @@ class ResultLinks:
         confirmed.
         """
         workflow_id, _, token = link.rpartition("/")
-        if not workflow_id.startswith(BKASH_WORKFLOW_PREFIX) or len(workflow_id) > _MAX_WORKFLOW_ID:
+        if not is_bkash_workflow_id(workflow_id) or len(workflow_id) > _MAX_WORKFLOW_ID:
             return None
         if is_return_link_token(token, self._secret, workflow_id):
             return workflow_id
@@ -138,7 +141,7 @@ class BkashReturns:
 
     async def current(self, workflow_id: str) -> BkashView | None:
         """Stage, amount and paymentIDs of a running or finished payment; None if unknown."""
-        if not workflow_id.startswith(BKASH_WORKFLOW_PREFIX):
+        if not is_bkash_workflow_id(workflow_id):
             return None
         return await bkash_view(self._client, workflow_id)
 
@@ -193,6 +196,7 @@ class BkashReturns:
                                                             RPCStatusCode.INVALID_ARGUMENT):
                 return await self._refused_return(workflow_id, payment_id, status, err)
             raise
+        METRICS.count(KIND, "accepted")
         if outcome.bkash_url:
             return RedirectResponse(outcome.bkash_url, status_code=303)
         return self.to_result_page(workflow_id, outcome.stage, outcome.payment_id,
@@ -215,6 +219,7 @@ class BkashReturns:
                                      f"{workflow_id}", status_code=409)
         # A repeated or late return of this payment, or one whose claim the workflow refused:
         # nothing changed; show where it really stands.
+        METRICS.count(KIND, "duplicate")
         log.log(logging.WARNING if isinstance(err, WorkflowUpdateFailedError) else logging.INFO,
                 "bKash return for %s (status=%s) refused by the payment at %s: %s",
                 workflow_id, status, known.stage.value, _reason(err))
@@ -238,6 +243,7 @@ class BkashReturns:
     def _confirming(self, workflow_id: str, err: Exception) -> Response:
         """Temporal cannot be asked now (a server restart): the return is not lost, the browser
         asks again by itself, and the approval window's execute resolves the payment anyway."""
+        METRICS.count(KIND, "unavailable")
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         log.warning("bKash return or result page for %s: Temporal unavailable (%s); the page "
                     "retries in %d s", workflow_id, first_line, RETRY_AFTER_SECONDS)

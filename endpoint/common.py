@@ -10,6 +10,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from endpoint.metrics import METRICS  # noqa: E402
+
 log = logging.getLogger("endpoint")
 
 # A line per kind per interval: under attack an operator reads one line a minute, not a warning per
@@ -91,3 +93,4 @@ def refused(kind: str, reason: str) -> None:
     """Count one refused request of ``kind`` (plural noun: "bkash returns") for ``reason`` (a fixed
     phrase, never a value from the request) in the aggregate log, instead of a warning per request."""
     REFUSALS.refused(kind, reason)
+    METRICS.count(kind, "refused", reason)

@@ -19,8 +19,10 @@ from starlette.responses import PlainTextResponse, Response
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from contracts.common import DEFAULT_ACCOUNT
 from contracts.monetix import MonetixCallbackEvent, MonetixStage, workflow_id_for_payment
 from contracts.monetix_status import REFUNDED, SUCCESS, MonetixStatus
+from endpoint.metrics import METRICS
 from endpoint.common import _short, log, refused
 from endpoint.limits import MAX_BODY_BYTES, BodyRefused, read_body
 from merchant_client import PaymentError, purchase_result, send_provider_callback
@@ -82,10 +84,14 @@ def examine(raw: bytes, projects: Mapping[int, str], meter: Meter | None = None)
 
 
 class MonetixCallbacks:
-    def __init__(self, client: Client, projects: dict[int, str]) -> None:
-        """``projects`` maps each Monetix project id this merchant owns to its secret key."""
+    def __init__(self, client: Client, projects: dict[int, str],
+                 accounts: Mapping[int, str] | None = None) -> None:
+        """``projects`` maps each Monetix project id this merchant owns to its secret key;
+        ``accounts`` each project to its merchant account (config.EndpointSettings): a callback goes
+        to the purchase of that account, whose workflow id names it unless it is the default."""
         self._client = client
         self._projects = dict(projects)
+        self._accounts = dict(accounts) if accounts is not None else None
         self._slots = asyncio.Semaphore(VERIFY_SLOTS)
 
     async def on_callback(self, request: Request) -> Response:
@@ -107,12 +113,17 @@ class MonetixCallbacks:
         event = MonetixCallbackEvent(
             status=status,
             clarification_fields=clarification if isinstance(clarification, dict) else None,
-            # Workflow ids carry only the payment_id, which two projects of one merchant may share:
-            # serving several projects, the endpoint names the callback's, and only a purchase
-            # started for that project takes it (workflows/monetix_purchase.py). Serving one, every
-            # other project was refused above.
-            project_id=verified.project_id if len(self._projects) > 1 else None)
-        handle = self._client.get_workflow_handle(workflow_id_for_payment(status.payment_id))
+            # Two projects of one merchant may share a payment_id. With account settings (what
+            # `python -m endpoint` has), each project is a merchant account whose purchases have
+            # their own workflow ids: the callback goes to its account's purchase and names the
+            # account, which the purchase checks. Without them, serving several projects, it names
+            # the project, and only a purchase started for that project takes it
+            # (workflows/monetix_purchase.py). Serving one, every other project was refused above.
+            project_id=verified.project_id if len(self._projects) > 1 else None,
+            account_id=self._accounts.get(verified.project_id, DEFAULT_ACCOUNT)
+            if self._accounts is not None else None)
+        handle = self._client.get_workflow_handle(
+            workflow_id_for_payment(status.payment_id, event.account_id or DEFAULT_ACCOUNT))
         try:
             ack = await send_provider_callback(self._client, event)
         except WorkflowUpdateFailedError as err:
@@ -142,16 +153,18 @@ class MonetixCallbacks:
             # The purchase already ended: a late repeat. Acknowledge so Monetix stops re-sending,
             # but a final answer that contradicts ours means money moved after we stopped
             # listening: say so loudly, for reconciliation.
-            await _report_contradiction(self._client, status)
+            await _report_contradiction(self._client, status, event.account_id or DEFAULT_ACCOUNT)
+            METRICS.count(KIND, "duplicate", "payment already final")
             return PlainTextResponse("OK (payment already final)")
+        METRICS.count(KIND, "accepted" if ack.applied else "duplicate")
         return PlainTextResponse("OK" if ack.applied else "OK (already processed)")
 
 
-async def _report_contradiction(client: Client, status: MonetixStatus) -> None:
+async def _report_contradiction(client: Client, status: MonetixStatus, account_id: str) -> None:
     if not status.final:
         return
     try:
-        result = await purchase_result(client, status.payment_id)
+        result = await purchase_result(client, status.payment_id, account_id=account_id)
     except (PaymentError, Exception):  # noqa: BLE001 - cancelled or terminated: nothing to compare
         log.error("Monetix reports payment %s %r after its workflow ended without a result: "
                   "reconcile it", _short(status.payment_id), status.status)
@@ -165,6 +178,7 @@ async def _report_contradiction(client: Client, status: MonetixStatus) -> None:
 
 def _not_accepted(payment_id: str, err: Exception) -> Response:
     # Never 200 here: Monetix would stop re-sending and the callback would be lost.
+    METRICS.count(KIND, "unavailable")
     first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
     log.warning("Monetix callback for payment %s not accepted, Temporal unavailable (%s); Monetix "
                 "re-sends it", _short(payment_id), first_line)

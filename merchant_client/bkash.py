@@ -21,7 +21,7 @@ from contracts.bkash import (
     ServiceOutcome,
     workflow_id_for_invoice,
 )
-from contracts.common import TASK_QUEUE, Provider
+from contracts.common import DEFAULT_ACCOUNT, TASK_QUEUE, Provider
 from contracts.money import format_bdt
 from merchant_client import calls
 
@@ -35,9 +35,10 @@ async def start_payment(client: Client, req: BkashPaymentRequest, *,
         result_type=ApprovalUrl,
         search=calls.attributes(PAYMENT_PROVIDER=Provider.BKASH,
                                 MERCHANT_INVOICE=req.invoice_number,
-                                PAYMENT_STAGE=BkashStage.CREATING),
+                                PAYMENT_STAGE=BkashStage.CREATING,
+                                PAYMENT_ACCOUNT=req.account_id),
         summary=f"bKash Auth & Capture · {format_bdt(req.amount_poisha)} BDT · invoice "
-                f"{req.invoice_number}",
+                f"{req.invoice_number}" + _in_account(req.account_id),
         task_queue=task_queue, what=f"invoice {req.invoice_number}", finished_as=_finished_stage,
         amount_poisha=req.amount_poisha)
     return answer
@@ -49,37 +50,50 @@ async def _finished_stage(client: Client, workflow_id: str) -> str:
     return result.stage.value
 
 
-async def _decide(client: Client, invoice_number: str, name: BkashOp,
-                  note: str) -> ServiceDecisionAck:
-    return await calls.update(client, workflow_id_for_invoice(invoice_number), name,
+def _in_account(account_id: str) -> str:
+    return "" if account_id == DEFAULT_ACCOUNT else f" · account {account_id}"
+
+
+def _workflow_id(invoice_number: str, account_id: str) -> str:
+    return workflow_id_for_invoice(invoice_number, calls.workflow_account(account_id))
+
+
+async def _decide(client: Client, invoice_number: str, name: BkashOp, note: str,
+                  account_id: str) -> ServiceDecisionAck:
+    return await calls.update(client, _workflow_id(invoice_number, account_id), name,
                               ServiceOutcome(note=note), update_id=name.value,
                               result_type=ServiceDecisionAck,
-                              what=f"bKash payment for invoice {invoice_number}")
+                              what=f"bKash payment for invoice {invoice_number}"
+                              + _in_account(account_id))
 
 
-async def report_service_delivered(client: Client, invoice_number: str,
-                                   note: str = "") -> ServiceDecisionAck:
+async def report_service_delivered(client: Client, invoice_number: str, note: str = "", *,
+                                   account_id: str = DEFAULT_ACCOUNT) -> ServiceDecisionAck:
     """The service was delivered: capture the authorization."""
-    return await _decide(client, invoice_number, BkashOp.SERVICE_DELIVERED, note)
+    return await _decide(client, invoice_number, BkashOp.SERVICE_DELIVERED, note, account_id)
 
 
-async def report_service_failed(client: Client, invoice_number: str,
-                                reason: str = "") -> ServiceDecisionAck:
+async def report_service_failed(client: Client, invoice_number: str, reason: str = "", *,
+                                account_id: str = DEFAULT_ACCOUNT) -> ServiceDecisionAck:
     """The service cannot be delivered: void the authorization."""
-    return await _decide(client, invoice_number, BkashOp.SERVICE_FAILED, reason)
+    return await _decide(client, invoice_number, BkashOp.SERVICE_FAILED, reason, account_id)
 
 
-async def payment_state(client: Client, invoice_number: str) -> BkashPaymentState:
-    return await calls.query(client, workflow_id_for_invoice(invoice_number), BkashOp.STATE,
+async def payment_state(client: Client, invoice_number: str, *,
+                        account_id: str = DEFAULT_ACCOUNT) -> BkashPaymentState:
+    return await calls.query(client, _workflow_id(invoice_number, account_id), BkashOp.STATE,
                              result_type=BkashPaymentState,
-                             what=f"bKash payment for invoice {invoice_number}")
+                             what=f"bKash payment for invoice {invoice_number}"
+                             + _in_account(account_id))
 
 
-async def payment_result(client: Client, invoice_number: str) -> BkashPaymentResult:
+async def payment_result(client: Client, invoice_number: str, *,
+                         account_id: str = DEFAULT_ACCOUNT) -> BkashPaymentResult:
     """Wait for the payment to end; its final stage and amounts."""
-    return await calls.result(client, workflow_id_for_invoice(invoice_number),
+    return await calls.result(client, _workflow_id(invoice_number, account_id),
                               result_type=BkashPaymentResult,
-                              what=f"bKash payment for invoice {invoice_number}")
+                              what=f"bKash payment for invoice {invoice_number}"
+                              + _in_account(account_id))
 
 
 async def send_customer_return(client: Client, workflow_id: str, ret: BrowserReturn, *,

@@ -23,7 +23,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from contracts.common import Model, SearchAttribute
+from contracts.common import Model, SearchAttribute, check_account_id
 from contracts.money import format_bdt
 from merchant_client.connection import PaymentError, explain_rpc_error
 
@@ -37,6 +37,15 @@ def attributes(**values: str | int) -> TypedSearchAttributes:
     """``attributes(PAYMENT_STAGE="SALE", ...)``: keyword search attributes by contract name."""
     return TypedSearchAttributes([SearchAttributePair(KEYS[SearchAttribute[k]], v)
                                   for k, v in values.items()])
+
+
+def workflow_account(account_id: str) -> str:
+    """A merchant account id as merchant code passed it, checked (no workflow id is built from an
+    id that is not one)."""
+    try:
+        return check_account_id(account_id)
+    except ValueError as exc:
+        raise PaymentError(str(exc)) from None
 
 
 def request_update_id(prefix: str, request: Model) -> str:
@@ -65,7 +74,14 @@ async def start_with_update(client: Client, workflow: str, request: Model, *, wo
         # The same update id on a payment that has ended since is answered from its history:
         # that old answer (an approval URL, instructions) must not reach the customer again.
         handle = await op.workflow_handle()
-        if (await handle.describe()).close_time is not None:
+        # A payment FAILED at start (its merchant account unknown to the worker, bKash refusing
+        # the merchant's configuration) ends at once: its answer says so, whether this start or
+        # an earlier one with this key made it.
+        # Likewise a sale refused at once (DECLINED): a final answer is the truth, whichever start
+        # made it; only an actionable one (an approval URL, payment instructions) is stale.
+        stage = getattr(answer, "stage", None)
+        final = getattr(stage, "is_final", False) or stage == "FAILED"
+        if not final and (await handle.describe()).close_time is not None:
             raise WorkflowAlreadyStartedError(workflow_id, workflow)
     except WorkflowAlreadyStartedError:
         await _settle(op)

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -45,12 +44,16 @@ def temporal_target() -> tuple[str, str]:
 
 async def connect(**overrides) -> Client:
     """Connect with temporalio.envconfig (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS / API key from
-    the environment or a TOML profile; default localhost:7233) and the pydantic data converter."""
+    the environment or a TOML profile; default localhost:7233) and the project's data converter
+    (pydantic JSON, encrypted with PAYMENTS_ENCRYPTION_KEYS[_FILE]: merchant_client.encryption)."""
+    from merchant_client.encryption import payments_data_converter
+
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", "localhost:7233")
     config.update(overrides)
+    config.setdefault("data_converter", payments_data_converter())
     try:
-        return await Client.connect(**config, data_converter=pydantic_data_converter)
+        return await Client.connect(**config)
     except RuntimeError as err:
         raise PaymentError(
             f"cannot reach Temporal at {config['target_host']} ({_first_line(err)}); start it "

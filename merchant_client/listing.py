@@ -6,9 +6,9 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from contracts.bkash import BkashStage
-from contracts.common import Provider, SearchAttribute
+from contracts.common import DEFAULT_ACCOUNT, Provider, SearchAttribute
 from contracts.monetix import MonetixStage
-from merchant_client.calls import KEYS
+from merchant_client.calls import KEYS, workflow_account
 from merchant_client.connection import PaymentError, explain_rpc_error
 
 STAGES = {Provider.BKASH: [s.value for s in BkashStage],
@@ -26,7 +26,8 @@ def stage_for(provider: str, stage: str) -> str:
 
 
 async def list_payments(client: Client, stage: str | None = None,
-                        provider: str = Provider.BKASH) -> list[dict]:
+                        provider: str = Provider.BKASH, account_id: str | None = None) -> list[dict]:
+    """Payments of ``provider``, of one stage and/or one merchant account when given."""
     try:
         provider = Provider(provider)
     except ValueError:
@@ -34,6 +35,8 @@ async def list_payments(client: Client, stage: str | None = None,
     query = f'{SearchAttribute.PAYMENT_PROVIDER.value}="{provider.value}"'
     if stage:
         query += f' AND {SearchAttribute.PAYMENT_STAGE.value}="{stage_for(provider, stage)}"'
+    if account_id is not None:
+        query += f' AND {SearchAttribute.PAYMENT_ACCOUNT.value}="{workflow_account(account_id)}"'
     rows = []
     try:
         async for wf in client.list_workflows(query):
@@ -43,6 +46,7 @@ async def list_payments(client: Client, stage: str | None = None,
                 "invoice": attrs.get(KEYS[SearchAttribute.MERCHANT_INVOICE]),
                 "stage": attrs.get(KEYS[SearchAttribute.PAYMENT_STAGE]),
                 "payment_id": attrs.get(KEYS[SearchAttribute.PROVIDER_PAYMENT_ID]) or None,
+                "account": attrs.get(KEYS[SearchAttribute.PAYMENT_ACCOUNT]) or DEFAULT_ACCOUNT,
                 "running": wf.status == WorkflowExecutionStatus.RUNNING})
     except RPCError as err:
         raise explain_rpc_error(err, "payments", client) or err from None

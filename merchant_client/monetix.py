@@ -7,7 +7,7 @@ import hashlib
 
 from temporalio.client import Client
 
-from contracts.common import TASK_QUEUE, Provider
+from contracts.common import DEFAULT_ACCOUNT, TASK_QUEUE, Provider
 from contracts.money import format_bdt
 from contracts.monetix import (
     GATE_WORKFLOW,
@@ -40,9 +40,9 @@ async def _start(client: Client, workflow: str, update: MonetixOp,
         client, workflow, req, workflow_id=req.workflow_id, update=update,
         result_type=PaymentInstructions,
         search=calls.attributes(PAYMENT_PROVIDER=Provider.MONETIX, MERCHANT_INVOICE=req.payment_id,
-                                PAYMENT_STAGE=MonetixStage.SALE),
+                                PAYMENT_STAGE=MonetixStage.SALE, PAYMENT_ACCOUNT=req.account_id),
         summary=f"Monetix bKash ({interface}) · {format_bdt(req.amount_poisha)} BDT · payment "
-                f"{req.payment_id}",
+                f"{req.payment_id}" + _in_account(req.account_id),
         task_queue=task_queue, what=f"Monetix payment_id {req.payment_id}",
         finished_as=_finished_outcome, amount_poisha=req.amount_poisha)
     return answer
@@ -69,15 +69,20 @@ async def start_payment_page_purchase(client: Client, req: PaymentPagePurchaseRe
                         task_queue)
 
 
-def _workflow_id(payment_id: str) -> str:
+def _in_account(account_id: str) -> str:
+    return "" if account_id == DEFAULT_ACCOUNT else f" · account {account_id}"
+
+
+def _workflow_id(payment_id: str, account_id: str = DEFAULT_ACCOUNT) -> str:
     try:
-        return workflow_id_for_payment(check_payment_id(payment_id, "payment_id"))
+        return workflow_id_for_payment(check_payment_id(payment_id, "payment_id"),
+                                       calls.workflow_account(account_id))
     except ValueError as exc:
         raise PaymentError(str(exc)) from None
 
 
-async def submit_transaction_id(client: Client, payment_id: str,
-                                transaction_id: str) -> PaymentInstructions:
+async def submit_transaction_id(client: Client, payment_id: str, transaction_id: str, *,
+                                account_id: str = DEFAULT_ACCOUNT) -> PaymentInstructions:
     """The customer typed the bKash transaction ID on the merchant's site."""
     typed = transaction_id.strip().upper()
     # The update id carries the ID so that a retried call is absorbed. Whatever the customer typed
@@ -86,14 +91,15 @@ async def submit_transaction_id(client: Client, payment_id: str,
     digest = hashlib.sha256(transaction_id.encode("utf-8", "replace")).hexdigest()
     update_id = (f"transaction-id-{typed}" if TRANSACTION_ID.match(typed)
                  else f"transaction-id-invalid-{digest}")
-    return await calls.update(client, _workflow_id(payment_id), MonetixOp.SUBMIT_TRANSACTION_ID,
+    return await calls.update(client, _workflow_id(payment_id, account_id),
+                              MonetixOp.SUBMIT_TRANSACTION_ID,
                               TransactionIdSubmission(transaction_id=transaction_id),
                               update_id=update_id, result_type=PaymentInstructions,
                               what=f"Monetix purchase {payment_id}")
 
 
-async def provide_clarification(client: Client, payment_id: str,
-                                fields: dict) -> PaymentInstructions:
+async def provide_clarification(client: Client, payment_id: str, fields: dict, *,
+                                account_id: str = DEFAULT_ACCOUNT) -> PaymentInstructions:
     """Answer Monetix's clarification_fields, e.g. {"account": {"number": "01712345678"}}."""
     # The workflow takes one answer per request and sends it once: a typo found only by the send
     # could not be corrected any more, so the merchant hears about it here, before anything is sent.
@@ -101,31 +107,36 @@ async def provide_clarification(client: Client, payment_id: str,
     if problems:
         raise PaymentError(f"clarification for Monetix purchase {payment_id} not sent: "
                            + "; ".join(problems))
-    return await calls.update(client, _workflow_id(payment_id), MonetixOp.PROVIDE_CLARIFICATION,
+    return await calls.update(client, _workflow_id(payment_id, account_id),
+                              MonetixOp.PROVIDE_CLARIFICATION,
                               ClarificationAnswer(fields=fields), update_id="clarification",
                               result_type=PaymentInstructions,
                               what=f"Monetix purchase {payment_id}")
 
 
-async def purchase_state(client: Client, payment_id: str) -> MonetixPurchaseState:
-    return await calls.query(client, _workflow_id(payment_id), MonetixOp.STATE,
+async def purchase_state(client: Client, payment_id: str, *,
+                         account_id: str = DEFAULT_ACCOUNT) -> MonetixPurchaseState:
+    return await calls.query(client, _workflow_id(payment_id, account_id), MonetixOp.STATE,
                              result_type=MonetixPurchaseState,
                              what=f"Monetix purchase {payment_id}")
 
 
-async def purchase_result(client: Client, payment_id: str) -> MonetixPurchaseResult:
+async def purchase_result(client: Client, payment_id: str, *,
+                          account_id: str = DEFAULT_ACCOUNT) -> MonetixPurchaseResult:
     """Wait for the purchase to end; its outcome and the amount paid."""
-    return await calls.result(client, _workflow_id(payment_id), result_type=MonetixPurchaseResult,
+    return await calls.result(client, _workflow_id(payment_id, account_id),
+                              result_type=MonetixPurchaseResult,
                               what=f"Monetix purchase {payment_id}")
 
 
 def callback_workflow_id(event: MonetixCallbackEvent) -> str:
     """Where a verified callback goes: a refund's result (``operation.type = "refund"``) to the
-    payment's refunds ledger, everything else to the purchase."""
+    payment's refunds ledger, everything else to the purchase — of the callback's account."""
+    account = event.account_id or DEFAULT_ACCOUNT
     op = event.status.operations[-1] if event.status.operations else None
     if op is not None and op.type == REFUND_OPERATION:
-        return refunds_workflow_id(Provider.MONETIX, event.payment_id)
-    return workflow_id_for_payment(event.payment_id)
+        return refunds_workflow_id(Provider.MONETIX, event.payment_id, account)
+    return workflow_id_for_payment(event.payment_id, account)
 
 
 async def send_provider_callback(client: Client, event: MonetixCallbackEvent) -> CallbackAck:

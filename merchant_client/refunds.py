@@ -18,7 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.bkash import WORKFLOW as BKASH_WORKFLOW
 from contracts.bkash import BkashPaymentResult, BkashStage
-from contracts.common import TASK_QUEUE, Provider
+from contracts.common import DEFAULT_ACCOUNT, TASK_QUEUE, Provider
 from contracts.money import format_bdt
 from contracts.monetix import MonetixPurchaseResult, MonetixStage
 from contracts.refunds import (
@@ -36,10 +36,11 @@ from merchant_client import calls
 from merchant_client.connection import PaymentError, explain_rpc_error
 
 
-async def _check_refundable(client: Client, provider: Provider, key: str) -> None:
+async def _check_refundable(client: Client, provider: Provider, key: str, account_id: str) -> None:
     """Refuse locally, before any workflow or provider call, what cannot be refunded."""
-    handle = client.get_workflow_handle(payment_workflow_id(provider, key))
-    what = f"{provider.value} payment {key}"
+    handle = client.get_workflow_handle(payment_workflow_id(provider, key, account_id))
+    what = f"{provider.value} payment {key}" + (
+        f" of account {account_id}" if account_id != DEFAULT_ACCOUNT else "")
     try:
         desc = await handle.describe()
     except RPCError as err:
@@ -70,9 +71,12 @@ async def refund(client: Client, req: RefundRequest, *, task_queue: str = TASK_Q
     """Refund ``req.amount_poisha`` of the payment; with ``wait`` (the default) returns the refund
     once it is final (SUCCEEDED or FAILED), else as soon as it is accepted (PENDING). The same
     ``refund_id`` with the same amount returns the same refund and moves no money again."""
-    await _check_refundable(client, req.provider, req.payment_key)
+    await _check_refundable(client, req.provider, req.payment_key, req.account_id)
     inp = ledger or RefundsInput(provider=req.provider, payment_key=req.payment_key,
-                                 callback_base_url=callback_base_url)
+                                 callback_base_url=callback_base_url, account_id=req.account_id)
+    if inp.account_id != req.account_id:
+        raise PaymentError(f"refund {req.refund_id}: the ledger settings name account "
+                           f"{inp.account_id}, the refund account {req.account_id}")
     op = WithStartWorkflowOperation(
         WORKFLOW, inp, id=req.workflow_id, task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -80,7 +84,7 @@ async def refund(client: Client, req: RefundRequest, *, task_queue: str = TASK_Q
         search_attributes=calls.attributes(PAYMENT_PROVIDER=req.provider,
                                            MERCHANT_INVOICE=req.payment_key,
                                            PAYMENT_STAGE=LedgerStage.LOADING,
-                                           REFUNDED_POISHA=0),
+                                           REFUNDED_POISHA=0, PAYMENT_ACCOUNT=req.account_id),
         static_summary=f"refunds of {req.provider.value} payment {req.payment_key}")
     try:
         record: RefundRecord = await client.execute_update_with_start_workflow(
@@ -121,9 +125,10 @@ async def _from_closed_ledger(client: Client, req: RefundRequest) -> RefundRecor
                        f"{format_bdt(state.captured_poisha)} BDT)")
 
 
-async def refunds(client: Client, provider: Provider | str, payment_key: str) -> RefundsState:
+async def refunds(client: Client, provider: Provider | str, payment_key: str, *,
+                  account_id: str = DEFAULT_ACCOUNT) -> RefundsState:
     """A payment's refund ledger: captured, refunded, pending and refundable, and each refund."""
-    workflow_id = refunds_workflow_id(provider, payment_key)
+    workflow_id = refunds_workflow_id(provider, payment_key, calls.workflow_account(account_id))
     try:
         return await client.get_workflow_handle(workflow_id).query(
             RefundOp.STATE, result_type=RefundsState)

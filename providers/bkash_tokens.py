@@ -179,7 +179,8 @@ class TokenManager:
     def __init__(self, http: httpx.AsyncClient, creds: BkashCredentials, paths: BkashPaths, *,
                  timeout: float = 30.0, refresh_after: float = 50 * 60,
                  calls_per_hour: int = 2, clock: Callable[[], float] = time.time,
-                 store: TokenStore | None = None, lease_wait: float | None = None) -> None:
+                 store: TokenStore | None = None, lease_wait: float | None = None,
+                 on_call: Callable[[str, str], None] | None = None) -> None:
         self._http, self._creds, self._paths = http, creds, paths
         self._timeout = timeout
         self._refresh_after = refresh_after
@@ -192,6 +193,8 @@ class TokenManager:
         # activity's start-to-close (2 x timeout + 5 s).
         self._lease_wait = timeout if lease_wait is None else lease_wait
         self.state = TokenState()
+        # (operation, outcome) of every grant/refresh sent: the worker counts them (metrics).
+        self._on_call = on_call or (lambda _operation, _outcome: None)
 
     @property
     def token_calls_last_hour(self) -> int:
@@ -199,8 +202,9 @@ class TokenManager:
         return len(self.state.calls)
 
     def _fresh(self) -> bool:
-        return bool(self.state.id_token) and \
-            self._clock() < self.state.obtained_at + self._refresh_after
+        # Due at refresh_after, or 5 minutes before expiry when bKash gives a shorter life.
+        due = min(self.state.obtained_at + self._refresh_after, self.state.expires_at - 300)
+        return bool(self.state.id_token) and self._clock() < due
 
     def _valid(self) -> bool:
         return bool(self.state.id_token) and self._clock() < self.state.expires_at - 60
@@ -224,7 +228,15 @@ class TokenManager:
                     await self._adopt_stored()
                     if self._fresh() or self._usable():
                         return self.state.id_token  # type: ignore[return-value]
-                    return await self._renew(prefer_refresh=True)
+                    try:
+                        return await self._renew(prefer_refresh=True)
+                    except BkashError as err:
+                        if not self._valid() or isinstance(err, BkashMerchantConfigError):
+                            raise
+                        # An early renewal that failed costs nothing while the token is valid.
+                        log.warning("bKash token renewal failed (%s); using the current token "
+                                    "until it expires", err.kind)
+                        return self.state.id_token  # type: ignore[return-value]
             except TokenStoreBusy:
                 if valid:
                     return self.state.id_token  # type: ignore[return-value]
@@ -289,6 +301,15 @@ class TokenManager:
             await self._store.save(self.state)  # the calls count even when they failed
 
     async def _token_call(self, operation: str, path: str, extra: dict[str, str]) -> str:
+        try:
+            token = await self._send_token_call(operation, path, extra)
+        except BkashError as err:
+            self._on_call(operation, err.kind)
+            raise
+        self._on_call(operation, "ok")
+        return token
+
+    async def _send_token_call(self, operation: str, path: str, extra: dict[str, str]) -> str:
         body = {"app_key": self._creds.app_key,
                 "app_secret": self._creds.app_secret.get_secret_value(), **extra}
         headers = {"Content-Type": "application/json", "Accept": "application/json",

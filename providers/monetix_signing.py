@@ -301,11 +301,13 @@ def _natural_key(path: str) -> list[tuple[str, tuple[int, str], str]]:
 
 
 def _ordered(lines: list[tuple[str, str]], order: str) -> list[tuple[str, str]]:
+    # Two lines may share a path (an empty key's child "0" and a key "0"): the whole line breaks
+    # the tie, so the signature never depends on the order of the keys in the JSON object.
     if order == "byte":
         # Python/Go path order: code-point order of the path, which equals UTF-8 byte order.
-        return sorted(lines, key=itemgetter(0))
+        return sorted(lines, key=itemgetter(0, 1))
     if order == "natural":
-        return sorted(lines, key=lambda line: _natural_key(line[0]))  # PHP / JS
+        return sorted(lines, key=lambda line: (_natural_key(line[0]), line[1]))  # PHP / JS
     if order == "line":
         # Java, Go and .NET SDKs sort the whole "path:value" strings (§2.3): `id2:2` before `id:1`.
         # (Java compares UTF-16 units; that differs from code points only between characters above

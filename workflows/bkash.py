@@ -37,6 +37,7 @@ from contracts.bkash import (
     ServiceOutcome,
     TransactionStatus,
 )
+from contracts.common import UNKNOWN_ACCOUNT
 from contracts.money import format_bdt
 from workflows.bkash_returns import CustomerReturns
 from workflows.bookkeeping import Bookkeeping, error_kind
@@ -211,13 +212,16 @@ class BkashAuthCapture:
                                    amount_poisha=self._req.amount_poisha,
                                    payer_reference=self._req.payer_reference
                                    or _payer_reference(self._req.invoice_number),
-                                   callback_url=self._req.callback_url),
+                                   callback_url=self._req.callback_url,
+                                   account_id=self._req.account_id),
                 result_type=CreatedPaymentInfo,
                 start_to_close_timeout=self._call_timeout(calls=2), retry_policy=CREATE_RETRY,
                 summary=f"create payment {format_bdt(self._req.amount_poisha)} BDT "
                         f"(attempt {self._state.create_attempts})")
         except ActivityError as err:
-            self._detail = f"bKash refused to create the payment: {self._books.record_error(err)}"
+            message = self._books.record_error(err)
+            self._detail = message if error_kind(err) == UNKNOWN_ACCOUNT else \
+                f"bKash refused to create the payment: {message}"
             return False
         self._state.payment_id = created.payment_id
         self._state.bkash_url = created.bkash_url
@@ -280,8 +284,12 @@ class BkashAuthCapture:
                                     f"{self._req.token_wait} ({message}); no money moved")
                     return BkashStage.EXPIRED
                 delay = min(_retry_delay(err), token_deadline - workflow.now())
-                self._books.event(f"execute not sent (no bKash token); sending it in "
-                                  f"{delay.total_seconds():.0f} s")
+                self._detail = (f"confirming with bKash: execute not sent yet (no bKash token); "
+                                f"sending it in {delay.total_seconds():.0f} s")
+                self._books.event(self._detail)
+                # The customer's return is answered now (a page that shows the payment pending),
+                # not after a wait that may last an hour.
+                self._answer_return(BkashStage.EXECUTING, self._detail)
                 await workflow.sleep(delay, summary="waiting for a bKash token to execute")
         return self._accept_status(status, "execute")
 
@@ -445,7 +453,7 @@ class BkashAuthCapture:
     def _ref(self) -> PaymentRef:
         assert self._state.payment_id is not None
         return PaymentRef(payment_id=self._state.payment_id,
-                          invoice_number=self._req.invoice_number)
+                          invoice_number=self._req.invoice_number, account_id=self._req.account_id)
 
     def _call_timeout(self, *, calls: int) -> timedelta:
         # One attempt may need a token call and a query besides the call itself, each bounded by

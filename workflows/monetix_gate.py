@@ -11,6 +11,7 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
+from contracts.common import UNKNOWN_ACCOUNT
 from contracts.money import format_bdt
 from contracts.monetix import (
     TRANSACTION_ID,
@@ -27,7 +28,7 @@ from contracts.monetix import (
 )
 from contracts.monetix_requests import clarification_problems
 from contracts.monetix_status import AWAITING_CLARIFICATION, AWAITING_CUSTOMER, MonetixStatus
-from workflows.bookkeeping import error_code
+from workflows.bookkeeping import error_code, error_kind
 from workflows.monetix_purchase import (
     GATE_CALL_RETRY,
     STATUS_MIN_DELAY,
@@ -144,13 +145,17 @@ class MonetixGatePurchase(MonetixPurchaseBase):
         try:
             ack = await workflow.execute_activity(
                 MonetixActivity.SALE,
-                SaleInput(sale=self._req.sale, callback_url=self._req.callback_url),
+                SaleInput(sale=self._req.sale, callback_url=self._req.callback_url,
+                          account_id=self._account),
                 result_type=SaleAck,
                 start_to_close_timeout=self._provider_timeout * 2 + timedelta(seconds=5),
                 retry_policy=GATE_CALL_RETRY,
                 summary=f"sale {format_bdt(self._req.sale.amount_poisha)} BDT")
         except ActivityError as err:
             message = self._books.record_error(err)
+            if error_kind(err) == UNKNOWN_ACCOUNT:  # nothing was sent to Monetix
+                self._failed, self._detail = True, message
+                return Next.END
             self._final = MonetixStatus(payment_id=self._payment_id, status="decline", final=True,
                                         code=error_code(err), message=message)
             self._detail = f"Monetix refused the sale: {message}"
@@ -201,7 +206,7 @@ class MonetixGatePurchase(MonetixPurchaseBase):
         assert self._clarification_answer is not None
         await self._clarify(ClarificationInput(
             payment_id=self._payment_id, fields=self._clarification_answer.fields,
-            pending_statuses=[AWAITING_CLARIFICATION]), "requested data")
+            pending_statuses=[AWAITING_CLARIFICATION], account_id=self._account), "requested data")
         self._clarified = True
         self._state.clarification_fields = None
         self._set_stage(MonetixStage.AWAITING_INSTRUCTIONS, "clarification sent")
@@ -221,7 +226,7 @@ class MonetixGatePurchase(MonetixPurchaseBase):
         await self._clarify(ClarificationInput(
             payment_id=self._payment_id,
             additional_data={"transaction_id": self._state.transaction_id},
-            pending_statuses=list(AWAITING_CUSTOMER)), "transaction ID")
+            pending_statuses=list(AWAITING_CUSTOMER), account_id=self._account), "transaction ID")
         if self._final is not None:
             return Next.END
         self._set_stage(MonetixStage.AWAITING_RESULT)

@@ -9,7 +9,9 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
+from contracts.common import UNKNOWN_ACCOUNT
 from contracts.money import format_bdt
 from contracts.monetix import (
     MonetixActivity,
@@ -21,6 +23,7 @@ from contracts.monetix import (
     PaymentPagePurchaseRequest,
 )
 from contracts.monetix_status import CODE_TRANSACTION_NOT_FOUND
+from workflows.bookkeeping import error_kind
 from workflows.monetix_purchase import MonetixPurchaseBase
 
 
@@ -36,11 +39,19 @@ class PaymentPagePurchase(MonetixPurchaseBase):
 
     @workflow.run
     async def run(self, req: PaymentPagePurchaseRequest) -> MonetixPurchaseResult:
-        link = await workflow.execute_activity(
-            MonetixActivity.PAYMENT_PAGE_LINK,
-            PaymentPageLinkInput(params=req.params, callback_url=req.callback_url),
-            result_type=PaymentPageLink, start_to_close_timeout=timedelta(seconds=10),
-            summary=f"Payment Page link {format_bdt(req.params.amount_poisha)} BDT")
+        try:
+            link = await workflow.execute_activity(
+                MonetixActivity.PAYMENT_PAGE_LINK,
+                PaymentPageLinkInput(params=req.params, callback_url=req.callback_url,
+                                     account_id=req.account_id),
+                result_type=PaymentPageLink, start_to_close_timeout=timedelta(seconds=10),
+                summary=f"Payment Page link {format_bdt(req.params.amount_poisha)} BDT")
+        except ActivityError as err:
+            if error_kind(err) != UNKNOWN_ACCOUNT:
+                raise
+            # No project for the account on this worker: no link, nothing sent to Monetix.
+            self._failed, self._detail = True, self._books.record_error(err)
+            return await self._finish(req.params.amount_poisha)
         self._url = link.url
         self._set_stage(MonetixStage.AWAITING_CUSTOMER, "Payment Page link ready")
         try:
@@ -55,6 +66,6 @@ class PaymentPagePurchase(MonetixPurchaseBase):
 
     @workflow.update
     async def payment_page(self) -> PaymentInstructions:
-        await workflow.wait_condition(lambda: self._url is not None)
+        await workflow.wait_condition(lambda: self._url is not None or self._failed)
         return self._instructions(payment_page_url=self._url)
 

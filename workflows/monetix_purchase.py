@@ -20,6 +20,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
+from contracts.common import DEFAULT_ACCOUNT
 from contracts.money import format_bdt
 from contracts.monetix import (
     CallbackAck,
@@ -85,6 +86,8 @@ class MonetixPurchaseBase:
         self._rank = 0
         self._final: MonetixStatus | None = None
         self._detail = ""
+        # The purchase named an account this worker has no Monetix project for (ends FAILED).
+        self._failed = False
         # §3.4: the status request must not come earlier than 10 s after the request it is about.
         self._status_allowed_at = workflow.now() + STATUS_MIN_DELAY
 
@@ -103,12 +106,22 @@ class MonetixPurchaseBase:
     def _validate_callback(self, event: MonetixCallbackEvent) -> None:
         if event.payment_id != self._payment_id:
             raise ValueError(f"callback for payment {event.payment_id} routed to {self._payment_id}")
-        # Two projects of one merchant may use the same payment_id, hence reach the same workflow id:
-        # a callback naming its project is taken only by a purchase started for that project.
+        # Two projects of one merchant may use the same payment_id. An endpoint with account
+        # settings routes each project's callbacks to its account's purchase and names the account;
+        # one without them names the project, taken only by a purchase started for that project.
         project = getattr(getattr(self, "_req", None), "project_id", None)
-        if event.project_id is not None and event.project_id != project:
+        if event.account_id is not None and event.account_id != self._account:
+            raise ValueError(f"callback of merchant account {event.account_id} (Monetix project "
+                             f"{event.project_id}) refused by payment {self._payment_id} of "
+                             f"account {self._account}")
+        if event.project_id is not None and event.project_id != project and (
+                event.account_id is None or project is not None):
             raise ValueError(f"callback of Monetix project {event.project_id} refused by payment "
                              f"{self._payment_id} of project {project or '(not recorded)'}")
+
+    @property
+    def _account(self) -> str:
+        return getattr(getattr(self, "_req", None), "account_id", DEFAULT_ACCOUNT)
 
     def _apply(self, status: MonetixStatus, clarification_fields: dict[str, Any] | None,
                source: str) -> bool:
@@ -157,7 +170,7 @@ class MonetixPurchaseBase:
                 pass
         poll = asyncio.ensure_future(self._poll(
             StatusPoll(payment_id=self._payment_id, wanted_statuses=wanted,
-                       not_found_is_final=not_found_is_final), why))
+                       not_found_is_final=not_found_is_final, account_id=self._account), why))
         await workflow.wait_condition(lambda: ready() or self._final is not None or poll.done())
         if poll.done():
             self._apply(poll.result(), None, "status")
@@ -170,9 +183,10 @@ class MonetixPurchaseBase:
 
     def _result(self, requested_poisha: int) -> MonetixPurchaseResult:
         final = self._final
-        if final is None:
-            return MonetixPurchaseResult(payment_id=self._payment_id, outcome=MonetixStage.EXPIRED,
-                                         requested_poisha=requested_poisha, detail=self._detail)
+        if final is None or self._failed:
+            return MonetixPurchaseResult(payment_id=self._payment_id, requested_poisha=requested_poisha,
+                                         outcome=MonetixStage.FAILED if self._failed
+                                         else MonetixStage.EXPIRED, detail=self._detail)
         success = final.status == SUCCESS
         paid = final.paid_poisha if success else None
         return MonetixPurchaseResult(
@@ -224,7 +238,8 @@ class MonetixPurchaseBase:
                                  summary="10 s before a status request")
         try:
             status = await self._poll(
-                StatusPoll(payment_id=self._payment_id, not_found_is_final=True, accept_any=True),
+                StatusPoll(payment_id=self._payment_id, not_found_is_final=True, accept_any=True,
+                           account_id=self._account),
                 "window over", RetryPolicy(maximum_attempts=3,
                                            initial_interval=timedelta(seconds=10)))
         except ActivityError:

@@ -221,7 +221,8 @@ class PaymentRefunds:
             BkashRefundCall(payment_id=payment.payment_id, trx_id=payment.trx_id,
                             amount_poisha=record.amount_poisha, sku=self._skus.get(
                                 record.refund_id, ""), reason=record.reason,
-                            refund_id=record.refund_id, known_refund_trx_ids=known),
+                            refund_id=record.refund_id, known_refund_trx_ids=known,
+                            account_id=self._inp.account_id),
             result_type=ProviderRefundResult, retry_policy=REFUND_RETRY,
             start_to_close_timeout=self._inp.provider_timeout * 3 + timedelta(seconds=5),
             summary=f"refund {format_bdt(record.amount_poisha)} BDT ({record.refund_id})")
@@ -235,7 +236,8 @@ class PaymentRefunds:
             RefundActivity.MONETIX_REFUND,
             MonetixRefundCall(payment_id=self._inp.payment_key, amount_poisha=record.amount_poisha,
                               description=record.reason, refund_id=record.refund_id,
-                              callback_url=callback_url, known_operation_ids=known),
+                              callback_url=callback_url, known_operation_ids=known,
+                              account_id=self._inp.account_id),
             result_type=ProviderRefundResult, retry_policy=MONETIX_REFUND_RETRY,
             start_to_close_timeout=self._inp.provider_timeout * 2 + timedelta(seconds=5),
             summary=f"refund {format_bdt(record.amount_poisha)} BDT ({record.refund_id})")
@@ -262,7 +264,8 @@ class PaymentRefunds:
             RefundActivity.MONETIX_REFUND_STATUS,
             MonetixRefundStatusCall(payment_id=self._inp.payment_key, refund_id=record.refund_id,
                                     amount_poisha=record.amount_poisha,
-                                    request_id=record.request_id, known_operation_ids=known),
+                                    request_id=record.request_id, known_operation_ids=known,
+                                    account_id=self._inp.account_id),
             result_type=ProviderRefundResult, retry_policy=STATUS_POLL,
             start_to_close_timeout=self._inp.provider_timeout + timedelta(seconds=5),
             summary=f"status of refund {record.refund_id}")

@@ -9,5 +9,8 @@ PAYMENT_STAGE = SearchAttributeKey.for_keyword(SearchAttribute.PAYMENT_STAGE.val
 MERCHANT_INVOICE = SearchAttributeKey.for_keyword(SearchAttribute.MERCHANT_INVOICE.value)
 PROVIDER_PAYMENT_ID = SearchAttributeKey.for_keyword(SearchAttribute.PROVIDER_PAYMENT_ID.value)
 REFUNDED_POISHA = SearchAttributeKey.for_int(SearchAttribute.REFUNDED_POISHA.value)
+# Set at start by the merchant client; no workflow upserts it (no command of its own).
+PAYMENT_ACCOUNT = SearchAttributeKey.for_keyword(SearchAttribute.PAYMENT_ACCOUNT.value)
 
-ALL = [PAYMENT_PROVIDER, PAYMENT_STAGE, MERCHANT_INVOICE, PROVIDER_PAYMENT_ID, REFUNDED_POISHA]
+ALL = [PAYMENT_PROVIDER, PAYMENT_STAGE, MERCHANT_INVOICE, PROVIDER_PAYMENT_ID, REFUNDED_POISHA,
+       PAYMENT_ACCOUNT]

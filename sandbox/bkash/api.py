@@ -142,8 +142,8 @@ class BkashApi:
             except GatewayError as error:
                 return gateway_error(error)
 
-        def refuse(code: str | None) -> Response:
-            return wire.error(BkashError(code or "2003"))
+        def refuse(code: str | None, message: str | None = None) -> Response:
+            return wire.error(BkashError(code or "2003", message))
 
         fault = self.sandbox.faults.take(operation, target, API_KINDS)
         return await under_fault(fault, respond, refuse, wire.dropped)

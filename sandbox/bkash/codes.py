@@ -67,10 +67,10 @@ class BkashError(Exception):
     """A business error: bKash answers it with HTTP 200 and a non-"0000" statusCode (§2); the v2
     refund API with HTTP 400 and its own envelope (§9, refunds.v2_error_body)."""
 
-    def __init__(self, code: str) -> None:
-        super().__init__(f"{code} {message_for(code)}")
+    def __init__(self, code: str, message: str | None = None) -> None:
+        self.message = message or message_for(code)
+        super().__init__(f"{code} {self.message}")
         self.code = code
-        self.message = message_for(code)
 
 
 class GatewayError(Exception):

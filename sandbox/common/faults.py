@@ -56,6 +56,9 @@ class FaultSpec(BaseModel, Generic[OperationT, KindT, MatchT]):
     delay_seconds: float = Field(0.0, ge=0)
     status: int = Field(503, ge=400, le=599)
     code: str | None = None
+    # The provider's text with an error_code answer (default: the code's documented text), e.g.
+    # one that echoes a customer's account number, as real providers' messages sometimes do.
+    message: str | None = Field(None, max_length=500)
     # None: only delay_after_commit applies the request before breaking its answer.
     commit: bool | None = None
 

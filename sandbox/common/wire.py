@@ -82,12 +82,13 @@ async def failure_after_commit(fault: Fault, response: Response) -> Response:
 
 
 async def under_fault(fault: Fault | None, apply: Callable[[], Response],
-                      refuse: Callable[[str | None], Response], dropped_body: bytes) -> Response:
+                      refuse: Callable[[str | None, str | None], Response],
+                      dropped_body: bytes) -> Response:
     """Answer a request under ``fault``, the request fault the sandbox took for it (None: none):
     error_code refuses with the fault's code, without applying; otherwise ``commit`` says whether
     ``apply`` runs before the answer breaks."""
     if fault is not None and fault.kind == ERROR_CODE:
-        return refuse(fault.spec.code)
+        return refuse(fault.spec.code, fault.spec.message)
     if fault is not None and not fault.spec.commit:
         return failure_before_commit(fault, dropped_body)
     response = apply()

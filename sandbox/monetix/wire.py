@@ -47,8 +47,8 @@ async def answer(sandbox: MonetixSandbox, operation: Operation, target: Target,
                  apply: Callable[[], Response], refuse: Callable[[GateError], Response]) -> Response:
     """Run ``apply`` under the oldest matching request fault (see faults.py)."""
 
-    def injected(code: str | None) -> Response:
-        return refuse(GateError(code or "3060", detail="injected by a sandbox fault"))
+    def injected(code: str | None, message: str | None = None) -> Response:
+        return refuse(GateError(code or "3060", detail=message or "injected by a sandbox fault"))
 
     fault = sandbox.faults.take(operation, target, kinds=REQUEST_KINDS)
     return await under_fault(fault, apply, injected, DROPPED_BODY)

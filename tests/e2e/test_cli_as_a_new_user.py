@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,9 @@ import pytest
 from contracts.bkash import BkashStage
 from contracts.monetix import MonetixStage
 from tests.support.bkash import pay, result, wait_for_stage
+from codec_server import create_app as create_codec_server
+from embedded import serve_asgi
+from merchant_client.encryption import load_keys
 from tests.support.monetix import purchase_result, start_gate, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,10 +34,12 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 @pytest.fixture
 def temporal_env(stack, dev_env) -> dict[str, str]:
-    # Only what merchant code has: the Temporal connection and the endpoint's public URL.
+    # Only what merchant code has: the Temporal connection, the endpoint's public URL and the
+    # payload key (customer data in histories is encrypted: the merchant's code reads it too).
     return {"TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
             "TEMPORAL_NAMESPACE": "default", "PAYMENTS_TASK_QUEUE": stack.settings.task_queue,
-            "PAYMENTS_CALLBACK_BASE_URL": stack.endpoint_url}
+            "PAYMENTS_CALLBACK_BASE_URL": stack.endpoint_url,
+            "PAYMENTS_ENCRYPTION_KEYS": os.environ["PAYMENTS_ENCRYPTION_KEYS"]}
 
 
 async def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -128,11 +134,27 @@ async def test_an_update_from_the_stock_temporal_cli_without_input_is_a_decision
     await stack.customer.approve(url.bkash_url)
     await wait_for_stage(stack, req, BkashStage.AUTHORIZED)
     temporal = Path(sys.executable).parent / "temporal"
-    done = await asyncio.to_thread(subprocess.run, [
-        str(temporal), "workflow", "update", "execute", "--address",
-        dev_env.client.service_client.config.target_host, "--workflow-id", req.workflow_id,
-        "--name", "service_delivered"], capture_output=True, text=True, timeout=60)
+    # Payloads are encrypted: the stock CLI reads them through the codec server (README).
+    token = secrets.token_urlsafe(32)
+    codec = create_codec_server(load_keys(), token, allowed_origins=[])
+    async with serve_asgi(codec) as codec_url:
+        done = await asyncio.to_thread(subprocess.run, [
+            str(temporal), "workflow", "update", "execute", "--address",
+            dev_env.client.service_client.config.target_host, "--workflow-id", req.workflow_id,
+            "--name", "service_delivered", "--codec-endpoint", codec_url,
+            "--codec-auth", f"Bearer {token}"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert (await result(stack, req)).stage is BkashStage.CAPTURED
     ledger = await stack.sandbox.ledger(invoice=req.invoice_number)
     assert [e["kind"] for e in ledger] == ["AUTHORIZE", "CAPTURE"]
+
+
+async def test_the_cli_without_the_payload_key_says_which_setting_is_missing(stack, temporal_env):
+    req, url = await pay(stack)
+    env = {k: v for k, v in temporal_env.items() if k != "PAYMENTS_ENCRYPTION_KEYS"}
+    done = await cli("status", req.invoice_number, env=env)
+    assert done.returncode == 2, done.stderr
+    assert "encrypted" in done.stderr and "PAYMENTS_ENCRYPTION_KEYS_FILE" in done.stderr
+    assert "Traceback" not in done.stderr
+    await stack.customer.cancel(url.bkash_url)
+    await result(stack, req)

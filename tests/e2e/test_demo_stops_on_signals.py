@@ -31,7 +31,9 @@ class Demo:
             [sys.executable, "demo.py", "--db", str(tmp_path / "temporal.db"),
              "--temporal-port", str(self.temporal_port), "--ui-port", str(self.ui_port), *args],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True)
+            start_new_session=True,
+            # As `make demo` on a fresh machine: no payload key set (the demo makes its own).
+            env={k: v for k, v in os.environ.items() if not k.startswith("PAYMENTS_ENCRYPTION")})
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from tests.conftest import DATA_CONVERTER  # the project's one converter
 from temporalio.service import RetryConfig
 from temporalio.testing import WorkflowEnvironment
 
@@ -42,7 +42,7 @@ async def deliver(client: Client, body: dict) -> httpx.Response:
 async def test_callback_is_not_acknowledged_while_temporal_cannot_be_reached():
     # The endpoint came up while Temporal was down: nothing listens at the address.
     client = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True,
-                                  data_converter=pydantic_data_converter)
+                                  data_converter=DATA_CONVERTER)
     response = await deliver(client, signed_final_callback(new_payment_id()))
     assert response.status_code == 503, response.text
     assert "re-send" in response.text and len(response.text) < 200
@@ -50,13 +50,13 @@ async def test_callback_is_not_acknowledged_while_temporal_cannot_be_reached():
 
 async def test_callback_is_not_acknowledged_when_temporal_goes_away():
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
         dev_server_existing_path=str(Path(sys.executable).parent / "temporal"))
     try:
         target = env.client.service_client.config.target_host
         # Few client retries, so the test takes seconds (the SDK default retries for ~10 s).
         client = await Client.connect(
-            target, data_converter=pydantic_data_converter,
+            target, data_converter=DATA_CONVERTER,
             retry_config=RetryConfig(initial_interval_millis=50, max_interval_millis=200,
                                      max_elapsed_time_millis=1000, max_retries=2))
         await client.count_workflows()  # connected and answering

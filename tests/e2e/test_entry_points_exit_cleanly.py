@@ -54,7 +54,9 @@ def cli_env(stack, dev_env) -> dict[str, str]:
            if not k.startswith(("BKASH_", "MONETIX_", "PAYMENTS_", "TEMPORAL_"))}
     env.update(TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
                TEMPORAL_NAMESPACE="default", PAYMENTS_TASK_QUEUE=stack.settings.task_queue,
-               PAYMENTS_CALLBACK_BASE_URL=stack.endpoint_url)
+               PAYMENTS_CALLBACK_BASE_URL=stack.endpoint_url,
+               # the payload key: merchant code reads the payments' (encrypted) state with it
+               PAYMENTS_ENCRYPTION_KEYS=os.environ["PAYMENTS_ENCRYPTION_KEYS"])
     return env
 
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from tests.conftest import DATA_CONVERTER  # the project's one converter
 
 from config import ConfigError, load_endpoint_settings, load_settings
 from contracts.bkash import (
@@ -48,27 +48,33 @@ OTHER_SECRET = b"another-merchants-link-secret-0123456789"
 async def unreachable_temporal() -> Client:
     """A client whose every call fails: nothing listens at its address."""
     return await Client.connect(f"127.0.0.1:{free_port()}", lazy=True,
-                                data_converter=pydantic_data_converter)
+                                data_converter=DATA_CONVERTER)
 
 
 async def history_text(stack, workflow_id: str) -> str:
-    """A workflow's history as JSON, with every payload decoded (the JSON holds them in base64)."""
+    """A workflow's history as JSON, with every payload decrypted and decoded (as the Web UI shows
+    it through the codec server; the JSON holds them encrypted, in base64)."""
+    from google.protobuf import json_format
+    from temporalio.api.common.v1 import Payload
+
     text = (await stack.client.get_workflow_handle(workflow_id).fetch_history()).to_json()
-    decoded: list[str] = []
+    found: list[Payload] = []
 
     def walk(node):
         if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "data" and isinstance(value, str):
-                    decoded.append(base64.b64decode(value).decode("utf-8", "replace"))
-                else:
-                    walk(value)
+            if isinstance(node.get("data"), str) and "metadata" in node:
+                found.append(json_format.ParseDict(node, Payload(), ignore_unknown_fields=True))
+                return
+            for value in node.values():
+                walk(value)
         elif isinstance(node, list):
             for value in node:
                 walk(value)
 
     walk(json.loads(text))
-    return "\n".join([text, *decoded])
+    codec = stack.client.data_converter.payload_codec
+    plain = await codec.decode(found) if codec and found else found
+    return "\n".join([text, *(p.data.decode("utf-8", "replace") for p in plain)])
 
 
 async def bkash_redirect(stack, payment_id: str, status: str = "success") -> str:

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from tests.conftest import DATA_CONVERTER  # the project's one converter
 from temporalio.service import RetryConfig
 from temporalio.testing import WorkflowEnvironment
 
@@ -27,11 +27,11 @@ from tests.support.bkash import kinds, pay, result, state
 async def stopped_temporal() -> Client:
     """A client that was connected to a dev server which has since stopped."""
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
         dev_server_existing_path=str(Path(sys.executable).parent / "temporal"))
     try:
         client = await Client.connect(
-            env.client.service_client.config.target_host, data_converter=pydantic_data_converter,
+            env.client.service_client.config.target_host, data_converter=DATA_CONVERTER,
             # Few client retries, so the test takes seconds (the SDK default retries for ~10 s).
             retry_config=RetryConfig(initial_interval_millis=50, max_interval_millis=200,
                                      max_elapsed_time_millis=1000, max_retries=2))
@@ -73,7 +73,7 @@ async def test_a_return_while_temporal_is_down_gets_a_page_that_retries_then_com
 async def test_a_return_to_an_endpoint_that_never_reached_temporal_gets_the_same_page(stack):
     req, url = await pay(stack)
     client = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True,
-                                  data_converter=pydantic_data_converter)
+                                  data_converter=DATA_CONVERTER)
     app = create_app(client, links=ResultLinks(LINK_SECRET.encode()))
     cb = urlsplit((await stack.sandbox.payment(url.payment_id))["callback_url"])
     async with serve_asgi(app) as base, httpx.AsyncClient(timeout=30) as browser:

@@ -442,3 +442,13 @@ def test_pydantic_secret_str_is_accepted() -> None:
     from pydantic import SecretStr
 
     assert sign(P1, SecretStr("qwerty")) == P1_SIG  # type: ignore[arg-type]
+
+
+def test_lines_sharing_a_path_sign_the_same_in_any_key_order():
+    """Found by the property test: an empty key's list item and a key "0" both have the path "0";
+    the whole line breaks the tie, so the signature does not depend on the JSON key order."""
+    from providers.monetix_signing import sign
+
+    for order in ("byte", "natural", "line"):
+        assert sign({"0": None, "": [False]}, "k", order=order) == \
+            sign({"": [False], "0": None}, "k", order=order)

@@ -75,3 +75,26 @@ async def test_the_default_client_wires_a_given_store_into_its_token_manager(tmp
     await BkashClient(http, CREDS, token_store=FileTokenStore(path)).query_payment("TR1")
     await BkashClient(http, CREDS, token_store=FileTokenStore(path)).query_payment("TR1")
     assert fake.token_calls == ["grant"]
+
+
+async def test_a_failed_early_renewal_keeps_using_the_still_valid_token(tmp_path):
+    """bKash refused the renewal due at minute 50 (HTTP 429: blocked): the token it issued is good
+    for ten more minutes, so the call goes on with it instead of failing."""
+    fake, clock = FakeBkash(), Clock()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/token/refresh"):
+            fake.token_calls.append("refresh")
+            return httpx.Response(429, json={"message": "Too many token requests"})
+        return fake(request)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    manager = TokenManager(http, CREDS, BkashPaths(), clock=clock,
+                           store=FileTokenStore(tmp_path / "t.json"))
+    client = BkashClient(http, CREDS, tokens=manager)
+    await client.query_payment("TR1")
+    clock.now += 51 * 60
+    status = await client.query_payment("TR1")
+    assert status.payment_id == "TR1"
+    assert fake.token_calls == ["grant", "refresh"]
+    assert fake.requests[-1].headers["Authorization"] == "tok-1"

@@ -38,5 +38,7 @@ async def test_a_clarification_never_answered_ends_the_purchase_expired(ts_env, 
     assert [e for e in ledger if e["kind"] == "SETTLED"] == []
     history = await ts_stack.client.get_workflow_handle(req.workflow_id).fetch_history()
     timers = [e for e in history.events if e.HasField("timer_started_event_attributes")]
-    summaries = [t.user_metadata.summary.data for t in timers]
-    assert sum(b'clarification window' in s for s in summaries) == 1
+    # Summaries are payloads, encrypted like the rest: decode them as the Web UI does.
+    summaries = await ts_stack.client.data_converter.decode(
+        [t.user_metadata.summary for t in timers])
+    assert sum('clarification window' in str(s) for s in summaries) == 1

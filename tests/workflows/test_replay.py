@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
+from tests.conftest import DATA_CONVERTER  # the project's one converter
 from temporalio.worker import Replayer
 
 from worker import WORKFLOWS
@@ -35,4 +35,4 @@ def test_there_is_a_saved_history_for_every_path():
 async def test_saved_history_replays_without_nondeterminism(path):
     data = json.loads(path.read_text())
     history = WorkflowHistory.from_json(path.stem, data)
-    await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(history)
+    await Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER).replay_workflow(history)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
+from tests.conftest import DATA_CONVERTER  # the project's one converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
@@ -28,13 +28,13 @@ def _history() -> WorkflowHistory:
 
 async def test_a_patched_change_replays_the_histories_of_payments_in_flight():
     await Replayer(workflows=[PatchedBkashAuthCapture],
-                   data_converter=pydantic_data_converter).replay_workflow(_history())
+                   data_converter=DATA_CONVERTER).replay_workflow(_history())
 
 
 async def test_the_same_change_without_a_patch_breaks_payments_in_flight():
     with pytest.raises(NondeterminismError):
         await Replayer(workflows=[UnpatchedBkashAuthCapture],
-                       data_converter=pydantic_data_converter).replay_workflow(_history())
+                       data_converter=DATA_CONVERTER).replay_workflow(_history())
 
 
 async def test_a_payment_authorized_on_the_old_code_is_captured_by_the_new_worker(

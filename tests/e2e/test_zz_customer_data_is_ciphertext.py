@@ -1,0 +1,102 @@
+"""Issue 12 §3: runs after the other e2e tests (file order) and reads every history they left on the
+dev server as anyone with access to the namespace would — raw, without the codec: none of the test
+customers' names, e-mails, IP addresses, account or wallet numbers or payer references appears,
+nor does any secret; a provider failure whose message echoes the customer's account number is
+ciphertext too. Through the codec server (as the stock `temporal` CLI and the Web UI read it) the
+same histories decode to the full story. Search attributes and workflow ids carry no personal data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+from codec_server import create_app as create_codec_server
+from embedded import serve_asgi
+from merchant_client.encryption import load_keys
+from sandbox.bkash.customer import DEFAULT_WALLET
+from tests.support.bkash import pay, result
+from merchant_client import start_gate_purchase
+from tests.support.monetix import CUSTOMER, gate_request, purchase_result
+
+TEMPORAL = Path(sys.executable).parent / "temporal"
+ACCOUNT = "01712345678"  # the test customers' Monetix account number
+PERSONAL = [CUSTOMER["first_name"], CUSTOMER["last_name"], CUSTOMER["email"],
+            CUSTOMER["ip_address"], CUSTOMER["id"], ACCOUNT, DEFAULT_WALLET]
+
+
+def _payload_bytes(obj) -> list[bytes]:
+    """Every payload's data in a history as `temporal workflow show --output json` prints it."""
+    found = []
+    if isinstance(obj, dict):
+        if "data" in obj and "metadata" in obj and isinstance(obj["data"], str):
+            found.append(base64.b64decode(obj["data"]))
+        for value in obj.values():
+            found += _payload_bytes(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            found += _payload_bytes(value)
+    return found
+
+
+def _show(workflow_id: str, address: str, *codec: str) -> tuple[str, list[bytes]]:
+    out = subprocess.run([str(TEMPORAL), "workflow", "show", "-w", workflow_id, "--address",
+                          address, "--output", "json", *codec],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout, _payload_bytes(json.loads(out.stdout))
+
+
+async def test_raw_histories_hold_no_customer_data_and_decode_through_the_codec(stack, dev_env):
+    # A provider refusal whose message echoes the customer's account number (some do).
+    echo_req = gate_request(stack)
+    await stack.monetix.add_fault("sale", "error_code", code="3060",
+                                  message=f"account {ACCOUNT} is blocked",
+                                  match={"payment_id": echo_req.sale.payment_id})
+    await start_gate_purchase(stack.client, echo_req, task_queue=stack.settings.task_queue)
+    echoed = await purchase_result(stack, echo_req)
+    assert ACCOUNT in echoed.detail  # the merchant, with the key, reads the provider's words
+    # A bKash payment whose payer reference is the customer's wallet number.
+    bk, url = await pay(stack, payer_reference=DEFAULT_WALLET)
+    await stack.customer.cancel(url.bkash_url)
+    await result(stack, bk)
+
+    address = dev_env.client.service_client.config.target_host
+    ids: list[str] = []
+    attributes: list[str] = []
+    async for wf in stack.client.list_workflows():
+        ids.append(wf.id)
+        attributes.append(repr(wf.typed_search_attributes))
+    assert echo_req.workflow_id in ids and bk.workflow_id in ids
+
+    # Raw, as the stock CLI sees them without the codec: no personal data in any payload.
+    leaks = []
+    histories = await asyncio.gather(*(asyncio.to_thread(_show, i, address) for i in ids))
+    for workflow_id, (text, payloads) in zip(ids, histories):
+        blob = text.encode() + b"\n".join(payloads)
+        leaks += [(workflow_id, v) for v in PERSONAL if v.encode() in blob]
+    assert leaks == [], leaks[:10]
+    for text in attributes + ids:
+        assert not any(v in text for v in PERSONAL), text
+
+    # Through the codec server, with its token: the full story (the customer, the echoed refusal).
+    token = secrets.token_urlsafe(32)
+    keys = load_keys()
+    assert keys is not None
+    async with serve_asgi(create_codec_server(keys, token, allowed_origins=[])) as codec_url:
+        text, payloads = await asyncio.to_thread(
+            _show, echo_req.workflow_id, address, "--codec-endpoint", codec_url,
+            "--codec-auth", f"Bearer {token}")
+        decoded = b"\n".join(payloads) + text.encode()
+        assert CUSTOMER["email"].encode() in decoded and b"is blocked" in decoded
+        # Without the token the CLI gets no plain text.
+        refused = await asyncio.to_thread(
+            subprocess.run, [str(TEMPORAL), "workflow", "show", "-w", echo_req.workflow_id,
+                             "--address", address, "--output", "json", "--codec-endpoint",
+                             codec_url], capture_output=True, text=True, timeout=60)
+        assert CUSTOMER["email"] not in refused.stdout
