@@ -16,11 +16,14 @@ from pathlib import Path
 
 import httpx
 from temporalio.client import Client
+from temporalio.api.common.v1 import Payload
 from temporalio.common import MetricMeter
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 import runtime_exit
+from merchant_client.encryption import AesGcmCodec, load_keys
+from merchant_client.tracing import tracing_interceptors
 from worker_metrics import METRICS_SETTING, PaymentsMetrics, prometheus_runtime, token_call_counter
 
 from activities.bkash import BkashActivities
@@ -69,7 +72,18 @@ def token_store_for(settings: Settings, creds: BkashCredentials) -> TokenStore |
     from providers.bkash_token_redis import RedisTokenStore
 
     lease = settings.bkash_token_lease_seconds or settings.bkash_timeout_seconds + 15
-    return RedisTokenStore(choice, cid, fallback=file, lease_seconds=lease)
+    seal = unseal = None
+    keys = load_keys()
+    if keys is not None:  # the token record at rest under the payload key (README)
+        codec = AesGcmCodec(keys)
+
+        def seal(data: bytes) -> bytes:
+            return codec.encrypt(Payload(data=data)).SerializeToString()
+
+        def unseal(data: bytes) -> bytes:
+            return codec.decrypt(Payload.FromString(data)).data
+    return RedisTokenStore(choice, cid, fallback=file, lease_seconds=lease, seal=seal,
+                           unseal=unseal)
 
 
 def bkash_client(settings: Settings, creds: BkashCredentials, http: httpx.AsyncClient,
@@ -167,7 +181,8 @@ async def main() -> None:
     logging.info("merchant accounts: %s", describe_accounts(settings))
     bind = os.environ.get(METRICS_SETTING)
     runtime = prometheus_runtime(bind) if bind else None
-    client = await connect_temporal(**({"runtime": runtime} if runtime else {}))
+    client = await connect_temporal(**({"runtime": runtime} if runtime else {}),
+                                    interceptors=tracing_interceptors())
     if bind:
         logging.info("metrics on http://%s/metrics", bind)
     stop = asyncio.Event()

@@ -49,3 +49,4 @@ def token_call_counter(meter: MetricMeter, account: str) -> Callable[[str, str],
         counter.add(1, {"account": account, "operation": operation, "outcome": outcome})
 
     return record
+

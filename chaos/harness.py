@@ -1,20 +1,22 @@
 """Run N payments of both kinds under random faults, refund a share of those that end captured /
 paid (chaos/refunds.py), and check the invariants (chaos/invariants.py).
 
-Everything is real: the dev server, the worker and the merchant endpoint are separate processes
-(killed with SIGKILL and restarted), the sandboxes speak HTTP, customers are driven over HTTP.
-The sandboxes stay up: they are the providers, and their ledgers are the truth we check against.
+Everything is real: the dev server, the worker(s) and the merchant endpoint are separate processes
+(killed with SIGKILL and restarted, paced by time: chaos/pacing.py), the sandboxes speak HTTP,
+customers are driven over HTTP. The sandboxes stay up: they are the providers, and their ledgers
+are the truth we check against. With several workers ("hosts"), each has its own token cache file
+and all share one Redis-backed bKash token store.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import secrets
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,17 +24,20 @@ from pathlib import Path
 
 import httpx
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from merchant_client.encryption import EncryptionKeys, data_converter, new_key_line
 
 from chaos import refunds
+from chaos.customers import PatientBkashCustomer
 from chaos.invariants import Invariants, RefundInvariants, check_logs_for_secrets
+from chaos.pacing import Budgets, Pacing, ProcessFaults
 from chaos.processes import DevServer, Endpoint, WorkerProcess
 from chaos.refunds import RefundDeck, RefundPlan, drive_refunds
-from embedded import free_port, serve_asgi
+from chaos.report import Report
+from chaos.tokens import TOKEN_EXPIRED, TokenBudget
+from embedded import RedisServer, free_port, serve_asgi
 from sandbox.bkash import BkashSandboxConfig
 from sandbox.bkash import create_app as create_bkash_sandbox
 from sandbox.bkash.admin import BkashSandboxAdmin
-from sandbox.bkash.customer import BkashCustomer
 from sandbox.monetix import MonetixSandboxConfig
 from sandbox.monetix import create_app as create_monetix_sandbox
 from sandbox.monetix.admin import MonetixSandboxAdmin
@@ -65,10 +70,13 @@ BKASH_FAULTS: dict[str, tuple[str, str, dict] | None] = {
     "bkash: capture 5xx": ("capture", "http_error", {"status": 503, "times": 2}),
     "bkash: void connection dropped after commit": ("void", "drop_connection", {"commit": True}),
     "bkash: already-settled code on capture": ("capture", "error_code", {"code": "2119"}),
-    "bkash: token expired mid-flow": ("execute", "expire_token", {}),
+    TOKEN_EXPIRED: ("execute", "expire_token", {}),  # paced: chaos/tokens.py
     "bkash: customer closes the tab after approving": ("page", "no_redirect", {}),
     "bkash: customer's return repeated": ("page", "repeat_redirect", {}),
 }
+# A bKash page that reaches the customer later than (approval window - this) after the start may
+# be approved after the window ended: the customer is taken to have left.
+LATE_PAGE_MARGIN = 10.0
 BKASH_CUSTOMER = ["approve", "approve", "approve", "approve", "cancel", "insufficient", "abandon"]
 BKASH_DECISION = ["deliver", "deliver", "fail", "none"]
 
@@ -95,34 +103,10 @@ class Payment:
     customer: str
     decision: str = ""
     amount_poisha: int = 0  # what the merchant asked for
+    start_at: float = 0.0   # seconds after the run's first start
     started: bool = False
     notes: list[str] = field(default_factory=list)
     refund: RefundPlan | None = None  # refunds once the payment has ended captured / paid
-
-
-@dataclass
-class Report:
-    seed: int
-    count: int
-    injected: Counter = field(default_factory=Counter)
-    survived: Counter = field(default_factory=Counter)
-    violations: list[str] = field(default_factory=list)
-    outcomes: Counter = field(default_factory=Counter)
-    refunds: Counter = field(default_factory=Counter)  # merchant answers, REFUND lines
-    seconds: float = 0.0
-
-    def lines(self) -> list[str]:
-        out = [f"chaos run: seed {self.seed}, {self.count} payments, {self.seconds:.0f} s"]
-        width = max(len(k) for k in self.injected) if self.injected else 10
-        for kind in sorted(self.injected):
-            out.append(f"  {kind:<{width}}  injected {self.injected[kind]:>3}  "
-                       f"survived {self.survived[kind]:>3}")
-        out.append("  outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())))
-        if self.refunds:
-            out.append("  refunds: " + ", ".join(f"{k} {v}" for k, v in sorted(self.refunds.items())))
-        out.append(f"  violations: {len(self.violations)}")
-        out.extend(f"    - {v}" for v in self.violations)
-        return out
 
 
 async def retrying(what: str, fn: Callable[[], Awaitable], *, budget: float = 90.0,
@@ -144,15 +128,14 @@ async def retrying(what: str, fn: Callable[[], Awaitable], *, budget: float = 90
 
 
 class Chaos:
-    def __init__(self, seed: int, count: int, workdir: Path, *, worker_kills: int,
-                 server_restarts: int, endpoint_restarts: int, refund_share: float = 0.0,
-                 refund_kinds: list[str] | None = None) -> None:
+    def __init__(self, seed: int, count: int, workdir: Path, *, pacing: Pacing | None = None,
+                 refund_share: float = 0.0, refund_kinds: list[str] | None = None) -> None:
         self.rng = random.Random(seed)
         # Refunds draw from Randoms of their own: the payments' draws stay what they were.
         self.refund_deck = RefundDeck(seed, refund_share, refund_kinds)
         self.seed, self.count, self.workdir = seed, count, workdir
-        self.worker_kills, self.server_restarts = worker_kills, server_restarts
-        self.endpoint_restarts = endpoint_restarts
+        self.pacing = pacing or Pacing()
+        self.budgets = Budgets.of(self.pacing, PROVIDER_TIMEOUT)
         self.report = Report(seed, count)
         self.payments: list[Payment] = []
         self.task_queue = f"chaos-{seed}-{int(time.time())}"
@@ -160,8 +143,13 @@ class Chaos:
         self.monetix_cfg = MonetixSandboxConfig()
         # The result links' secret, shared by the worker and the endpoint (one per run).
         self.link_secret = secrets.token_urlsafe(32)
+        self.payload_key = new_key_line("chaos")  # the run's payload encryption key
         # Faults are dealt from shuffled decks, so every kind appears once the run is long enough.
         self._decks: dict[str, list[str]] = {"bkash": [], "monetix": []}
+        # Forced token expiries: at most (token_calls_per_hour - 1) an hour (chaos/tokens.py).
+        self.tokens = TokenBudget(self.bkash_cfg.token_calls_per_hour, self.budgets.end_wait)
+        self.workers: list[WorkerProcess] = []
+        self.redis: RedisServer | None = None
 
     def _deal(self, kind: str, faults: dict) -> str:
         deck = self._decks[kind]
@@ -177,41 +165,64 @@ class Chaos:
         logs = self.workdir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         self.server = DevServer(free_port(), free_port(), self.workdir / "temporal.db", logs)
-        self.endpoint = self.worker = None
+        self.endpoint = None
         try:
             await self.server.start()
+            if self.pacing.workers > 1:
+                self.redis = RedisServer(self.workdir / "redis").start()
             async with serve_asgi(create_bkash_sandbox(self.bkash_cfg)) as bkash_url, \
                     serve_asgi(create_monetix_sandbox(self.monetix_cfg)) as monetix_url, \
                     httpx.AsyncClient(timeout=30) as http, httpx.AsyncClient(timeout=30) as browser:
                 env = self._env(bkash_url, monetix_url)
-                self.endpoint = Endpoint(free_port(), env, logs)
-                self.worker = WorkerProcess({**env, "PAYMENTS_CALLBACK_BASE_URL": ""}, logs)
+                self.endpoint = Endpoint(free_port(), dict(env), logs)
                 await self.endpoint.start()
-                self.worker.env["PAYMENTS_CALLBACK_BASE_URL"] = self.endpoint.url
-                await self.worker.start()
-                self.client = await Client.connect(self.server.address,
-                                                   data_converter=pydantic_data_converter)
+                env["PAYMENTS_CALLBACK_BASE_URL"] = self.endpoint.url
+                for i in range(1, self.pacing.workers + 1):
+                    self.workers.append(WorkerProcess(self._host_env(env, i), logs,
+                                                      "worker" if i == 1 else f"worker-{i}"))
+                    await self.workers[-1].start()
+                # Encrypted, as the embedded default and production are: every process of the
+                # run (worker, endpoint, this client) has the run's payload key.
+                self.client = await Client.connect(self.server.address, data_converter=data_converter(
+                    EncryptionKeys.parse(self.payload_key, "chaos run key")))
                 self.bkash = BkashSandboxAdmin(bkash_url, http)
                 self.monetix = MonetixSandboxAdmin(monetix_url, http)
-                self.bkash_customer = BkashCustomer(browser)
+                self.bkash_customer = PatientBkashCustomer(
+                    browser, patience=self.pacing.customer_window)
                 self.monetix_customer = MonetixBkashCustomer(browser, monetix_url)
-                drivers = [self._drive(self._plan(i)) for i in range(self.count)]
-                await asyncio.gather(self._process_faults(), *drivers)
-                await self._wait_until_all_closed(timedelta(minutes=3))
+                plans = [self._plan(i) for i in range(self.count)]
+                faults = self.faults = ProcessFaults(
+                    self.seed, self.pacing, self.pacing.spread(self.count), self.server,
+                    self.endpoint, self.workers, lambda kind: self.report.injected.update([kind]))
+                done = asyncio.Event()
+                self.t0 = time.monotonic()
+                fault_task = asyncio.create_task(faults.run(done))
+                try:
+                    await asyncio.gather(*(self._drive(p) for p in plans))
+                finally:
+                    done.set()
+                    await fault_task
+                self.report.processes = faults.summary()
+                await self._wait_until_all_closed(timedelta(seconds=self.budgets.end_wait))
                 invariants = Invariants(self.client, self.bkash, self.monetix, self.report)
                 await invariants.check(self.payments)
                 await RefundInvariants(self.client, self.bkash, self.monetix,
-                                       self.report).check(self.payments)
+                                       self.report).check(self.payments,
+                                                          budget=self.budgets.refunds)
+                await self.tokens.check(self.bkash, self.report)
                 invariants.process_faults_survived()
         finally:
             # Whatever started is stopped, a failed start-up included.
-            for process in (self.worker, self.endpoint, self.server):
+            for process in (*self.workers, self.endpoint, self.server):
                 if process is not None:
                     await process.stop()
+            if self.redis is not None:
+                self.redis.stop()
         check_logs_for_secrets(logs, {"bKash app_secret": self.bkash_cfg.app_secret,
                                       "bKash password": self.bkash_cfg.password,
                                       "Monetix secret key": self.monetix_cfg.secret_key,
-                                      "result-link secret": self.link_secret},
+                                      "result-link secret": self.link_secret,
+                                      "payload key": self.payload_key.split(":", 1)[1]},
                                self.report)
         self.report.seconds = time.monotonic() - started
         return self.report
@@ -226,11 +237,26 @@ class Chaos:
                 "MONETIX_BASE_URL": monetix_url, "MONETIX_PAYMENT_PAGE_URL": monetix_url,
                 "PAYMENTS_TASK_QUEUE": self.task_queue, "PAYMENTS_CALLBACK_BASE_URL": "http://x",
                 "BKASH_TOKEN_CACHE_FILE": str(self.workdir / "bkash-token.json"),
-                "PAYMENTS_LINK_SECRET": self.link_secret}
+                "PAYMENTS_LINK_SECRET": self.link_secret,
+                "PAYMENTS_ENCRYPTION_KEYS": self.payload_key, "PAYMENTS_ENCRYPTION": "on"}
+
+    def _host_env(self, env: dict[str, str], i: int) -> dict[str, str]:
+        """Worker ``i``'s environment: one worker keeps the run's token file; several are hosts,
+        each with a token cache file of its own, sharing the token and its budget on Redis."""
+        if self.redis is None:
+            return dict(env)
+        host = self.workdir / "hosts" / f"worker-{i}"
+        return {**env, "BKASH_TOKEN_STORE": self.redis.url,
+                "BKASH_TOKEN_CACHE_FILE": str(host / "bkash-token.json")}
 
     def _plan(self, i: int) -> Payment:
+        start_at = self.rng.uniform(0, self.pacing.spread(self.count))
         if i % 2 == 0:
             fault = self._deal("bkash", BKASH_FAULTS)
+            while fault == TOKEN_EXPIRED and not self.tokens.fits(start_at):
+                fault = self._deal("bkash", BKASH_FAULTS)  # this hour's forced expiry is dealt
+            if fault == TOKEN_EXPIRED:
+                self.tokens.plan(start_at)
             p = Payment("bkash", f"CHAOS-{self.seed}-{i}", fault,
                         self.rng.choice(BKASH_CUSTOMER), self.rng.choice(BKASH_DECISION))
             if fault == "bkash: customer closes the tab after approving" or \
@@ -248,6 +274,9 @@ class Chaos:
                         self.rng.choice(MONETIX_CUSTOMER))
             if fault != "monetix: none" and fault != "monetix: sale 5xx after commit":
                 p.customer = "pay"
+        p.start_at = start_at
+        p.amount_poisha = (self.rng.randint(1, 900) * 100 if p.kind == "bkash"
+                           else self.rng.randint(1, 50) * 1000)
         refundable = (p.customer, p.decision) == ("approve", "deliver") if p.kind == "bkash" \
             else p.customer in ("pay", "pay_more", "omit_account")
         p.refund = self.refund_deck.plan(i, p.kind, refundable)
@@ -256,7 +285,7 @@ class Chaos:
         return p
 
     async def _drive(self, p: Payment) -> None:
-        await asyncio.sleep(self.rng.uniform(0, self.count * 0.15))  # spread the starts
+        await asyncio.sleep(max(0.0, self.t0 + p.start_at - time.monotonic()))
         try:
             if p.kind == "bkash":
                 await self._drive_bkash(p)
@@ -277,24 +306,34 @@ class Chaos:
             await admin.add_fault(op, kind, match=match, **extra)
 
     async def _drive_bkash(self, p: Payment) -> None:
-        p.amount_poisha = self.rng.randint(1, 900) * 100
+        window = timedelta(seconds=self.pacing.customer_window)
         req = BkashPaymentRequest(invoice_number=p.key, amount_poisha=p.amount_poisha,
-                                  callback_base_url=self.endpoint.url,
-                                  approval_window=timedelta(seconds=15),
-                                  hold_deadline=timedelta(seconds=6),
-                                  provider_timeout=timedelta(seconds=PROVIDER_TIMEOUT))
-        if p.fault == "bkash: token expired mid-flow":
-            await self.bkash.add_fault("execute", "expire_token", match={"merchantInvoiceNumber": p.key})
+                                  callback_base_url=self.endpoint.url, approval_window=window,
+                                  hold_deadline=timedelta(seconds=self.pacing.hold_deadline),
+                                  provider_timeout=timedelta(seconds=PROVIDER_TIMEOUT),
+                                  token_wait=window)
+        if p.fault == TOKEN_EXPIRED:
+            await self.tokens.expire_at_execute(self.bkash, p, self.report)
+        asked = time.monotonic()
         url = await retrying("start", lambda: start_payment(self.client, req,
-                                                             task_queue=self.task_queue))
+                                                             task_queue=self.task_queue),
+                             budget=self.budgets.start)
         p.started = True
-        if p.fault != "bkash: token expired mid-flow":
+        late = time.monotonic() - asked
+        if late > self.pacing.customer_window - LATE_PAGE_MARGIN and p.customer != "abandon":
+            # The approval window began at the create, before the page reached the customer: one
+            # who approves now may approve after it ended (no money moves, the payment EXPIRED).
+            # A customer kept waiting that long has left; counted in the report.
+            p.notes.append(f"customer left: the bKash page came {late:.0f} s after the start")
+            self.report.late_pages += 1
+            p.customer = "abandon"
+        if p.fault != TOKEN_EXPIRED:
             await self._fault(self.bkash, p, BKASH_FAULTS, {"paymentID": url.payment_id})
         try:
             if p.customer == "approve":
-                await self.bkash_customer.approve(url.bkash_url)
+                await self.bkash_customer.approve_every_page(url.bkash_url)
             elif p.customer == "insufficient":
-                await self.bkash_customer.approve(url.bkash_url, wallet="01823074817")
+                await self.bkash_customer.approve_every_page(url.bkash_url, wallet="01823074817")
             elif p.customer == "cancel":
                 await self.bkash_customer.cancel(url.bkash_url)
         except httpx.HTTPError as exc:
@@ -304,13 +343,15 @@ class Chaos:
         if not await self._reaches_authorized(req.workflow_id):
             return
         if p.decision == "deliver":
-            await retrying("deliver", lambda: report_service_delivered(self.client, p.key))
+            await retrying("deliver", lambda: report_service_delivered(self.client, p.key),
+                           budget=self.budgets.start)
         else:
-            await retrying("fail", lambda: report_service_failed(self.client, p.key, "chaos"))
+            await retrying("fail", lambda: report_service_failed(self.client, p.key, "chaos"),
+                           budget=self.budgets.start)
 
     async def _reaches_authorized(self, workflow_id: str) -> bool:
         # The stage search attribute is answered by the server alone, even while the worker is down.
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + self.budgets.stage
         while time.monotonic() < deadline:
             try:
                 desc = await self.client.get_workflow_handle(workflow_id).describe()
@@ -321,39 +362,43 @@ class Chaos:
                     return False
             except Exception:  # noqa: BLE001 - server restarting
                 pass
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(1.0)
         return False
 
     async def _drive_monetix(self, p: Payment) -> None:
-        amount = p.amount_poisha = self.rng.randint(1, 50) * 1000
+        amount, window = p.amount_poisha, timedelta(seconds=self.pacing.customer_window)
         account = None if p.customer == "omit_account" else "01712345678"
         req = MonetixPurchaseRequest(
             sale={"payment_id": p.key, "amount_poisha": amount, "account_number": account,
                   "customer": {"id": "c-1", "ip_address": "203.0.113.7", "first_name": "A",
                                "last_name": "B", "email": "a@example.com"}},
-            callback_base_url=self.endpoint.url, instructions_wait=timedelta(seconds=5),
-            transaction_id_window=timedelta(seconds=15), final_callback_wait=timedelta(seconds=3),
+            callback_base_url=self.endpoint.url,
+            instructions_wait=timedelta(seconds=self.pacing.instructions_wait),
+            transaction_id_window=window, clarification_window=window,
+            final_callback_wait=timedelta(seconds=self.pacing.final_callback_wait),
             provider_timeout=timedelta(seconds=PROVIDER_TIMEOUT))
         if MONETIX_FAULTS[p.fault] and MONETIX_FAULTS[p.fault][0] in ("sale", "callback",
                                                                       "clarification"):
             await self._fault(self.monetix, p, MONETIX_FAULTS, {"payment_id": p.key})
         shown = await retrying("start", lambda: start_gate_purchase(self.client, req,
                                                                      task_queue=self.task_queue),
-                               attempt_timeout=40)
+                               attempt_timeout=40, budget=self.budgets.start)
         p.started = True
         if shown.clarification_fields is not None and not shown.display_data:
             await retrying("clarify", lambda: provide_clarification(
-                self.client, p.key, {"account": {"number": "01798765432"}}))
+                self.client, p.key, {"account": {"number": "01798765432"}}),
+                budget=self.budgets.start)
         if p.customer == "never":
             return
         await self._wait_for_instructions(req.workflow_id)
         pay_amount = amount + 1000 if p.customer == "pay_more" else None
         wallet = "01823074817" if p.customer == "insufficient" else None
         trx = await self.monetix_customer.pay_in_bkash(p.key, amount=pay_amount, wallet=wallet)
-        await retrying("txn", lambda: submit_transaction_id(self.client, p.key, trx))
+        await retrying("txn", lambda: submit_transaction_id(self.client, p.key, trx),
+                       budget=self.budgets.start)
 
     async def _wait_for_instructions(self, workflow_id: str) -> None:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + self.budgets.stage
         while time.monotonic() < deadline:
             try:
                 desc = await self.client.get_workflow_handle(workflow_id).describe()
@@ -362,30 +407,7 @@ class Chaos:
                     return
             except Exception:  # noqa: BLE001
                 pass
-            await asyncio.sleep(0.3)
-
-    async def _process_faults(self) -> None:
-        """kill -9 of the worker at random points, restarts of the dev server and the endpoint."""
-        span = max(10.0, self.count * 0.15 + 10)
-        events = [("worker", self.rng.uniform(1, span)) for _ in range(self.worker_kills)]
-        events += [("server", self.rng.uniform(span * 0.3, span * 0.7))
-                   for _ in range(self.server_restarts)]
-        events += [("endpoint", self.rng.uniform(2, span)) for _ in range(self.endpoint_restarts)]
-        start = time.monotonic()
-        for what, at in sorted(events, key=lambda e: e[1]):
-            await asyncio.sleep(max(0.0, start + at - time.monotonic()))
-            if what == "worker":
-                self.report.injected["process: worker kill -9"] += 1
-                await self.worker.restart(down_for=self.rng.uniform(0.2, 1.5))
-            elif what == "server":
-                self.report.injected["process: dev server restart (persistence file)"] += 1
-                await self.server.stop()
-                await asyncio.sleep(0.5)
-                self.server.restarts += 1
-                await self.server.start()
-            else:
-                self.report.injected["process: endpoint kill -9 while delivering"] += 1
-                await self.endpoint.restart(down_for=self.rng.uniform(0.2, 1.0))
+            await asyncio.sleep(1.0)
 
     async def _wait_until_all_closed(self, limit: timedelta) -> None:
         deadline = time.monotonic() + limit.total_seconds()
@@ -403,19 +425,22 @@ class Chaos:
             self.report.violations.append(f"{wf.id} still running {limit} after the last "
                                           "payment was driven (stuck)")
 
-async def run_chaos(seed: int, count: int, *, workdir: Path | None = None, worker_kills: int = 3,
-                    server_restarts: int = 1, endpoint_restarts: int = 1,
-                    refund_share: float = 0.5, refund_kinds: list[str] | None = None) -> Report:
-    """``refund_share``: the share of payments meant to end captured / paid that get refunds
-    (0: no refunds, the run as it was before refunds); ``refund_kinds``: deal only these
-    (``chaos.refunds.BKASH_REFUND_KINDS`` / ``MONETIX_REFUND_KINDS``; default all)."""
+
+async def run_chaos(seed: int, count: int, *, workdir: Path | None = None,
+                    pacing: Pacing | None = None, refund_share: float = 0.5,
+                    refund_kinds: list[str] | None = None) -> Report:
+    """``pacing``: the start rate, the workers, the process faults' clocks and the windows
+    (chaos.pacing.Pacing; its defaults are the long run's); ``refund_share``: the share of
+    payments meant to end captured / paid that get refunds (0: no refunds); ``refund_kinds``: deal
+    only these (``chaos.refunds.BKASH_REFUND_KINDS`` / ``MONETIX_REFUND_KINDS``; default all)."""
     workdir = workdir or Path(tempfile.mkdtemp(prefix="chaos-"))
-    chaos = Chaos(seed, count, workdir, worker_kills=worker_kills,
-                  server_restarts=server_restarts, endpoint_restarts=endpoint_restarts,
-                  refund_share=refund_share, refund_kinds=refund_kinds)
+    chaos = Chaos(seed, count, workdir, pacing=pacing, refund_share=refund_share,
+                  refund_kinds=refund_kinds)
     report = await chaos.run()
     (workdir / "report.json").write_text(json.dumps({
         "seed": seed, "count": count, "seconds": report.seconds,
+        "pacing": dataclasses.asdict(chaos.pacing), "budgets": dataclasses.asdict(chaos.budgets),
+        "processes": report.processes, "token_calls": report.token_calls,
         "injected": report.injected, "survived": report.survived,
         "outcomes": report.outcomes, "violations": report.violations,
         "refunds": report.refunds,

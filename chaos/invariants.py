@@ -94,6 +94,8 @@ class Invariants:
         if stage in ("DECLINED", "CANCELLED", "EXPIRED", "FAILED") and authorizations:
             v.append(f"{p.key}: workflow ended {stage} but money moved: {ledger}")
         v.extend(bkash_amount_violations(p, ledger))
+        v.extend(approval_violations(p.key, await self.bkash.payments(p.key), authorizations,
+                                     stage, res.detail))
 
     async def check_monetix(self, p: Payment) -> None:
         res = await self.result(p, purchase_result)
@@ -292,6 +294,28 @@ def check_logs_for_secrets(logs: Path, secrets: dict[str, str], report: Report) 
         for name, value in secrets.items():
             if value in text:
                 report.violations.append(f"the {name} appears in {path.name}")
+
+
+def approval_violations(key: str, payments: list[dict], authorizations: int, stage: str,
+                        detail: str) -> list[str]:
+    """A customer who approved on bKash's page ends with an authorization, captured or voided,
+    unless bKash itself declined. ``payments``: the sandbox's records of the invoice's payments
+    (``page_outcome`` "success": the customer finished the page, wallet, OTP and PIN; ``status``
+    "Failed" with a ``failure_code``: bKash declined the execute, e.g. insufficient balance)."""
+    approved = [x for x in payments if x["page_outcome"] == "success"]
+    if not approved:
+        return []
+    declined = [x for x in approved if x["status"] == "Failed" and x["failure_code"]]
+    if declined:
+        if stage != "DECLINED":
+            return [f"{key}: bKash declined {declined[0]['payment_id']} "
+                    f"({declined[0]['failure_code']}), but the payment ended {stage}"]
+        return []
+    if authorizations and stage in ("CAPTURED", "VOIDED"):
+        return []
+    ids = ", ".join(f"{x['payment_id']} ({x['status']})" for x in approved)
+    return [f"{key}: the customer approved {ids} on bKash's page, but the payment ended {stage} "
+            f"with {authorizations} authorizations: {detail}"]
 
 
 def bkash_amount_violations(p: Payment, ledger: list[dict]) -> list[str]:

@@ -240,14 +240,23 @@ async def _run_step(chaos: Chaos, p: Payment, plan: RefundPlan, step: RefundStep
     if step.kill_worker:
         # Accepted, then the worker is killed while the refund is (about to be) at the provider;
         # the same request again then waits for the refund to end.
-        first = await _attempt(step, send(wait=False))
-        if first is None:
-            return
         after, down_for = plan.rng.uniform(0.0, 0.5), plan.rng.uniform(0.2, 1.0)
-        await asyncio.sleep(after)
-        plan.notes.append(f"worker killed {after:.2f} s after {step.refund_id} was accepted, "
-                          f"down for {down_for:.1f} s")
-        await chaos.worker.restart(down_for=down_for)
+        # With several workers, one of them (the refund may be on any): drawn only then, so a
+        # one-worker run's draws are what they were.
+        workers = chaos.workers
+        worker = workers[plan.rng.randrange(len(workers))] if len(workers) > 1 else workers[0]
+        # Paced like every kill: the refund is sent when the worker's next kill is due, and
+        # that kill follows it (chaos.pacing.ProcessFaults.at_next_kill).
+        async with chaos.faults.at_next_kill(worker) as kill_it_myself:
+            first = await _attempt(step, send(wait=False))
+            if first is None:
+                return
+            await asyncio.sleep(after)
+            plan.notes.append(f"{worker.name} killed {after:.2f} s after {step.refund_id} was "
+                              "accepted" + (f", down for {down_for:.1f} s" if kill_it_myself
+                                            else " (the run's kill)"))
+            if kill_it_myself:
+                await worker.restart(down_for=down_for)
     results = await asyncio.gather(*(_attempt(step, send()) for _ in range(step.copies)))
     records = [r for r in results if r is not None]
     if len(records) != len(results):

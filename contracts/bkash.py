@@ -284,6 +284,8 @@ class BkashView(Model):
     amount_poisha: int
     payment_id: str | None = None
     previous_payment_ids: list[str] = []
+    # Where the customer approves now (a new payment after a lost execute), while there is one.
+    bkash_url: str | None = None
 
 
 # The token of a payment's result links ---------------------------------------------------------

@@ -18,6 +18,7 @@ import runtime_exit
 from merchant_client import connect
 from embedded import serve_asgi
 from endpoint.metrics import metrics_app
+from merchant_client.tracing import tracing_interceptors
 from config import load_endpoint_settings
 from endpoint.app import create_app
 from endpoint.bkash_returns import ResultLinks
@@ -43,7 +44,7 @@ async def main(host: str, port: int, max_connections: int = MAX_CONNECTIONS,
     # The Temporal connection, the link secret and the Monetix verification keys: no bKash secret.
     settings = load_endpoint_settings()
     projects = monetix_projects(settings)
-    client = await connect()
+    client = await connect(interceptors=tracing_interceptors())
     app = create_app(client, result_page_url=settings.result_page_url, monetix_projects=projects,
                      monetix_accounts=settings.monetix_accounts,
                      links=ResultLinks.from_settings(settings), signature_rule=settings.redirect_signature_rule)

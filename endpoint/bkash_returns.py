@@ -217,6 +217,13 @@ class BkashReturns:
             log.warning("bKash return for %s carried a foreign paymentID; ignored", workflow_id)
             return PlainTextResponse(f"paymentID {payment_id} does not belong to payment "
                                      f"{workflow_id}", status_code=409)
+        if payment_id != known.payment_id and known.stage is BkashStage.AWAITING_APPROVAL \
+                and known.bkash_url:
+            # The return of a payment replaced after its execute was lost (re-sent by the
+            # "confirming" page's reload, or after the endpoint restarted): the customer must
+            # approve the new one, so send the browser there rather than to a pending page.
+            METRICS.count(KIND, "duplicate", "replaced payment")
+            return RedirectResponse(known.bkash_url, status_code=303)
         # A repeated or late return of this payment, or one whose claim the workflow refused:
         # nothing changed; show where it really stands.
         METRICS.count(KIND, "duplicate")

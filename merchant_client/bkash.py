@@ -123,7 +123,8 @@ async def bkash_view(client: Client, workflow_id: str) -> BkashView | None:
         state = await handle.query(BkashOp.STATE, result_type=BkashPaymentState)
         return BkashView(stage=state.stage, amount_poisha=state.amount_poisha,
                          payment_id=state.payment_id,
-                         previous_payment_ids=state.previous_payment_ids)
+                         previous_payment_ids=state.previous_payment_ids,
+                         bkash_url=state.bkash_url if desc.close_time is None else None)
     result = await client.get_workflow_handle(workflow_id, result_type=BkashPaymentResult).result()
     return BkashView(stage=result.stage, amount_poisha=result.amount_poisha,
                      payment_id=result.payment_id)

@@ -105,9 +105,16 @@ async def refund(client: Client, req: RefundRequest, *, task_queue: str = TASK_Q
         raise
     if not wait or record.stage.is_final:
         return record
-    return await calls.update(client, req.workflow_id, RefundOp.AWAIT_REFUND, req.refund_id,
-                              update_id=f"await-{req.refund_id}", result_type=RefundRecord,
-                              what=f"refunds of {req.payment_key}")
+    try:
+        return await calls.update(client, req.workflow_id, RefundOp.AWAIT_REFUND, req.refund_id,
+                                  update_id=f"await-{req.refund_id}", result_type=RefundRecord,
+                                  what=f"refunds of {req.payment_key}")
+    except PaymentError:
+        # The same request was accepted earlier (its answer above is that earlier PENDING one)
+        # and the ledger has closed since, fully refunded: the refund's outcome is in its result.
+        if (await client.get_workflow_handle(req.workflow_id).describe()).close_time is None:
+            raise
+        return await _from_closed_ledger(client, req)
 
 
 async def _from_closed_ledger(client: Client, req: RefundRequest) -> RefundRecord:

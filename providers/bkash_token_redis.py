@@ -30,7 +30,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
 from providers.bkash_tokens import FileTokenStore, TokenState, TokenStore, TokenStoreBusy
@@ -42,6 +42,7 @@ if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) 
 return 0
 """
 DEFAULT_PREFIX = "bkash-temporal-payments:token"
+_SEALED = b"sealed1:"
 
 
 def describe_redis_url(url: str) -> str:
@@ -62,7 +63,9 @@ class RedisTokenStore(TokenStore):
 
     def __init__(self, url: str, credential_id: str, *, fallback: FileTokenStore,
                  lease_seconds: float = 45.0, prefix: str = DEFAULT_PREFIX,
-                 op_timeout: float = 2.0, retry_seconds: float = 5.0) -> None:
+                 op_timeout: float = 2.0, retry_seconds: float = 5.0,
+                 seal: Callable[[bytes], bytes] | None = None,
+                 unseal: Callable[[bytes], bytes] | None = None) -> None:
         import redis.asyncio as aioredis  # only processes configured for Redis need the package
 
         self._errors: tuple[type[BaseException], ...] = (
@@ -79,6 +82,9 @@ class RedisTokenStore(TokenStore):
         self._down_since: float | None = None
         self._release = self._redis.register_script(_RELEASE)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # Encryption at rest (the payload key, when the worker has one): the record holds the
+        # token and the refresh token. A sealed record starts with _SEALED.
+        self._seal, self._unseal = seal, unseal
 
     @property
     def lease_key(self) -> str:
@@ -120,9 +126,14 @@ class RedisTokenStore(TokenStore):
         shared = None
         if raw:
             try:
+                if raw.startswith(_SEALED):
+                    if self._unseal is None:
+                        raise ValueError("sealed, and this process has no payload key")
+                    raw = self._unseal(raw[len(_SEALED):])
                 shared = TokenState.model_validate_json(raw)
-            except ValueError:
-                log.warning("bKash token store: the state in Redis does not parse; ignoring it")
+            except Exception as exc:  # noqa: BLE001 - unreadable is "no shared state", logged
+                log.warning("bKash token store: the state in Redis cannot be read (%s); using "
+                            "this host's record", type(exc).__name__)
         if shared is None:
             return local
         return shared.merged(local)
@@ -134,7 +145,10 @@ class RedisTokenStore(TokenStore):
         try:
             # Kept a day past its last renewal: long enough for the budget (an hour) and the
             # token, short enough that an abandoned credential set's secret does not linger.
-            await self._redis.set(self._state_key, state.model_dump_json(), ex=24 * 3600)
+            record = state.model_dump_json().encode()
+            if self._seal is not None:
+                record = _SEALED + self._seal(record)
+            await self._redis.set(self._state_key, record, ex=24 * 3600)
         except self._errors as exc:
             self._went_down(exc)
             return

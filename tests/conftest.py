@@ -83,9 +83,16 @@ def collected_logs():
 
 @pytest_asyncio.fixture(scope="session")
 async def dev_env():
-    env = await WorkflowEnvironment.start_local(
-        data_converter=DATA_CONVERTER, search_attributes=sa.ALL,
-        dev_server_existing_path=str(BIN / "temporal"))
+    # The SDK waits 5 s for the dev server; a loaded 2-core machine can miss that: try again.
+    for attempt in range(3):
+        try:
+            env = await WorkflowEnvironment.start_local(
+                data_converter=DATA_CONVERTER, search_attributes=sa.ALL,
+                dev_server_existing_path=str(BIN / "temporal"))
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
     yield env
     await env.shutdown()
 

@@ -18,8 +18,7 @@ from chaos.refunds import (
 
 
 def planned(tmp_path, share: float, count: int = 200):
-    chaos = Chaos(11, count, tmp_path, worker_kills=0, server_restarts=0, endpoint_restarts=0,
-                  refund_share=share)
+    chaos = Chaos(11, count, tmp_path, refund_share=share)
     return [chaos._plan(i) for i in range(count)]
 
 

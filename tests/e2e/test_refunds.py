@@ -138,3 +138,20 @@ async def test_a_monetix_partial_refund_succeeds_by_callback(stack):
     lines = await stack.monetix.ledger(payment_id=req.sale.payment_id)
     assert [e["amount"] for e in lines if e["kind"] == "REFUND"] == [30000]
     assert any(e.event.startswith("callback: refund") for e in ledger.timeline)
+
+
+async def test_a_refund_accepted_earlier_is_found_after_its_ledger_closed(stack):
+    """Found by the chaos run at 1,000 payments: a Monetix refund accepted without waiting, the
+    ledger then closed (fully refunded), and the same request sent again with wait=True (a retry
+    after the worker was killed) must answer SUCCEEDED, not "no running refunds"."""
+    req, _ = await start_gate(stack, amount=30000)
+    trx = await stack.monetix_customer.pay_in_bkash(req.sale.payment_id)
+    await submit_transaction_id(stack.client, req.sale.payment_id, trx)
+    assert (await purchase_result(stack, req)).outcome is MonetixStage.SUCCESS
+    full = RefundRequest(provider=Provider.MONETIX, payment_key=req.sale.payment_id,
+                         refund_id="MRF-FULL", amount_poisha=30000, reason="cancelled")
+    await do_refund(stack, full, wait=False)
+    state = await stack.client.get_workflow_handle(full.workflow_id,
+                                                   result_type=RefundsState).result()
+    assert state.stage is LedgerStage.FULLY_REFUNDED
+    assert (await do_refund(stack, full, wait=True)).stage is RefundStage.SUCCEEDED

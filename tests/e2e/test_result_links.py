@@ -15,6 +15,7 @@ import httpx
 import pytest
 from temporalio import activity
 from temporalio.client import Client
+from tests.support.histories import history_text
 from tests.conftest import DATA_CONVERTER  # the project's one converter
 
 from config import ConfigError, load_endpoint_settings, load_settings
@@ -49,32 +50,6 @@ async def unreachable_temporal() -> Client:
     """A client whose every call fails: nothing listens at its address."""
     return await Client.connect(f"127.0.0.1:{free_port()}", lazy=True,
                                 data_converter=DATA_CONVERTER)
-
-
-async def history_text(stack, workflow_id: str) -> str:
-    """A workflow's history as JSON, with every payload decrypted and decoded (as the Web UI shows
-    it through the codec server; the JSON holds them encrypted, in base64)."""
-    from google.protobuf import json_format
-    from temporalio.api.common.v1 import Payload
-
-    text = (await stack.client.get_workflow_handle(workflow_id).fetch_history()).to_json()
-    found: list[Payload] = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("data"), str) and "metadata" in node:
-                found.append(json_format.ParseDict(node, Payload(), ignore_unknown_fields=True))
-                return
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(json.loads(text))
-    codec = stack.client.data_converter.payload_codec
-    plain = await codec.decode(found) if codec and found else found
-    return "\n".join([text, *(p.data.decode("utf-8", "replace") for p in plain)])
 
 
 async def bkash_redirect(stack, payment_id: str, status: str = "success") -> str:

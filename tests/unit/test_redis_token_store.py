@@ -244,3 +244,25 @@ async def test_the_worker_builds_a_redis_store_with_the_file_as_fallback(redis_s
         http, settings.bkash, BkashPaths(), store=store)).query_payment("TR1")
     assert (tmp_path / "host.json").exists()  # the host's copy for an outage
     assert redis_server.url not in repr(settings)  # the URL may carry a password: SecretStr
+
+
+async def test_the_redis_record_is_sealed_with_the_payload_key(redis_server, tmp_path, cid):
+    from config import load_settings
+    from worker import token_store_for
+
+    base = {"BKASH_BASE_URL": "https://bkash.test/v1.2.0-beta", "BKASH_APP_KEY": CREDS.app_key,
+            "BKASH_APP_SECRET": "s", "BKASH_USERNAME": CREDS.username, "BKASH_PASSWORD": "p",
+            "PAYMENTS_CALLBACK_BASE_URL": "https://shop.test", "PAYMENTS_LINK_SECRET": "x" * 32,
+            "BKASH_TOKEN_STORE": redis_server.url}
+    settings = load_settings({**base, "BKASH_TOKEN_CACHE_FILE": str(tmp_path / "a.json")})
+    store = token_store_for(settings, settings.bkash.model_copy(update={"app_key": cid}))
+    fake = FakeBkash()
+    http = httpx.AsyncClient(transport=httpx.MockTransport(fake))
+    manager = TokenManager(http, CREDS, BkashPaths(), store=store)
+    assert await manager.token() == "tok-1"
+    raw = await store._redis.get(store._state_key)
+    assert raw.startswith(b"sealed1:") and b"tok-1" not in raw  # ciphertext at rest
+    other = token_store_for(settings, settings.bkash.model_copy(update={"app_key": cid}))
+    # another host with the key reads the record itself (not only its own file)
+    assert TokenState.model_validate_json(other._unseal(raw[len(b"sealed1:"):])).id_token == "tok-1"
+    assert fake.token_calls == ["grant"]
