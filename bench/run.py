@@ -44,7 +44,7 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
-from merchant_client.encryption import payments_data_converter
+from merchant_client.encryption import new_key_line, payments_data_converter
 
 from bench import procstat, report, servermetrics
 from bench.actions import ClientCounter, figures
@@ -164,7 +164,8 @@ def worker_env(target: str, task_queue: str, sandbox_url: str, monetix_url: str,
                endpoint_url: str, mx: MonetixSandboxConfig, sb: BkashSandboxConfig,
                work: Path) -> dict:
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TEMPORAL_", "BKASH_", "MONETIX_", "PAYMENTS_"))}
+           if not k.startswith(("TEMPORAL_", "BKASH_", "MONETIX_", "PAYMENTS_"))
+           or k.startswith("PAYMENTS_ENCRYPTION")}  # the payload key: the bench's client's
     env.update({
         "TEMPORAL_ADDRESS": target, "TEMPORAL_NAMESPACE": "default",
         "BKASH_BASE_URL": f"{sandbox_url}/v1.2.0-beta", "BKASH_APP_KEY": sb.app_key,
@@ -379,6 +380,12 @@ async def wait_quiet(limit: float, busy_below: float = 0.15, window: float = 3.0
 
 
 async def bench(args: argparse.Namespace) -> dict:
+    # Measured as it ships: payloads encrypted (the embedded default makes a key on first run; the
+    # bench makes one per run unless the environment has one), passed on to the bench's workers.
+    if not any(os.environ.get(k) for k in ("PAYMENTS_ENCRYPTION_KEYS",
+                                           "PAYMENTS_ENCRYPTION_KEYS_FILE")) \
+            and (os.environ.get("PAYMENTS_ENCRYPTION") or "auto").lower() != "off":
+        os.environ["PAYMENTS_ENCRYPTION_KEYS"] = new_key_line("bench")
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
     out_dir = Path(args.out)
