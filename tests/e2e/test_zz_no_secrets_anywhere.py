@@ -4,6 +4,8 @@ history, search attribute, memo, log line or error message."""
 
 from merchant_client import report_service_delivered
 from tests.conftest import MONETIX, SANDBOX
+from merchant_client.encryption import AesGcmCodec, EncryptionKeys, load_keys
+from tests.e2e.test_key_rotation import ROTATED_KEY
 from tests.support.histories import history_text
 from tests.support.bkash import pay, result, wait_for_stage
 from contracts.bkash import BkashStage
@@ -25,6 +27,11 @@ async def test_no_secret_or_token_appears_in_histories_attributes_or_logs(
                "other_project_key": MONETIX.other_projects[4321]}
     assert all(secrets.values()), "the session never obtained a token: the scan would be vacuous"
 
+    # Every key the session wrote with: its own and the rotation test's.
+    keys = load_keys()
+    codec = AesGcmCodec(EncryptionKeys(current=keys.current,
+                                       keys={**keys.keys, **EncryptionKeys.parse(
+                                           ROTATED_KEY, "rotation").keys}))
     texts: list[str] = []
     count = 0
     async for wf in stack.client.list_workflows():
@@ -32,7 +39,7 @@ async def test_no_secret_or_token_appears_in_histories_attributes_or_logs(
         handle = stack.client.get_workflow_handle(wf.id, run_id=wf.run_id)
         # Decrypted, as whoever holds the payload key (the codec server's users) reads it: a
         # secret must not be there either, encrypted or not.
-        texts.append(await history_text(stack, wf.id, run_id=wf.run_id))
+        texts.append(await history_text(stack, wf.id, run_id=wf.run_id, codec=codec))
         desc = await handle.describe()
         texts.append(repr(desc.typed_search_attributes))
         texts.append(repr(await desc.memo()))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 
-async def history_text(stack, workflow_id: str, run_id: str | None = None) -> str:
+async def history_text(stack, workflow_id: str, run_id: str | None = None,
+                       codec=None) -> str:
     """A workflow's history as JSON, with every payload decrypted and decoded (as the Web UI shows
     it through the codec server; the JSON holds them encrypted, in base64)."""
     from google.protobuf import json_format
@@ -27,6 +28,6 @@ async def history_text(stack, workflow_id: str, run_id: str | None = None) -> st
                 walk(value)
 
     walk(json.loads(text))
-    codec = stack.client.data_converter.payload_codec
+    codec = codec or stack.client.data_converter.payload_codec
     plain = await codec.decode(found) if codec and found else found
     return "\n".join([text, *(p.data.decode("utf-8", "replace") for p in plain)])
