@@ -48,19 +48,18 @@ async def test_the_worker_metrics_count_what_happened(dev_env, http, monetix_san
                                               monetix_sandbox_url), http,
                                 meter=runtime.metric_meter)
         async with running_stack(env, sandbox_url, monetix_sandbox_url, http, acts) as stack:
-            async def captured():
+            async def authorized_then(decide):
                 req, url = await pay(stack)
                 await stack.customer.approve(url.bkash_url)
                 await wait_for_stage(stack, req, BkashStage.AUTHORIZED)
-                await report_service_delivered(stack.client, req.invoice_number)
+                await decide(stack.client, req.invoice_number)
                 return await result(stack, req)
 
-            async def voided():
-                req, url = await pay(stack)
-                await stack.customer.approve(url.bkash_url)
-                await wait_for_stage(stack, req, BkashStage.AUTHORIZED)
-                await report_service_failed(stack.client, req.invoice_number)
-                return await result(stack, req)
+            def captured():
+                return authorized_then(report_service_delivered)
+
+            def voided():
+                return authorized_then(report_service_failed)
 
             async def cancelled():
                 req, url = await pay(stack)
