@@ -411,18 +411,23 @@ class Chaos:
 
     async def _wait_until_all_closed(self, limit: timedelta) -> None:
         deadline = time.monotonic() + limit.total_seconds()
-        # Refund ledgers stay open for their window (days): their refunds are checked instead.
-        query = (f'TaskQueue="{self.task_queue}" AND ExecutionStatus="Running" '
-                 'AND WorkflowType!="PaymentRefunds"')
+        # Refund ledgers stay open for their window (days): their refunds are checked instead; so
+        # does a ledger's notification stream (it closes with the ledger). Every other workflow —
+        # each payment and each payment's notification stream — must have closed.
+        query = f'TaskQueue="{self.task_queue}" AND ExecutionStatus="Running"'
+        stuck: list[str] = []
         while time.monotonic() < deadline:
             try:
-                if (await self.client.count_workflows(query)).count == 0:
+                stuck = [wf.id async for wf in self.client.list_workflows(query)
+                         if wf.workflow_type != "PaymentRefunds"
+                         and not wf.id.startswith("notify:refunds-")]
+                if not stuck:
                     return
             except Exception:  # noqa: BLE001
                 pass
             await asyncio.sleep(1)
-        async for wf in self.client.list_workflows(query):
-            self.report.violations.append(f"{wf.id} still running {limit} after the last "
+        for workflow_id in stuck:
+            self.report.violations.append(f"{workflow_id} still running {limit} after the last "
                                           "payment was driven (stuck)")
 
 

@@ -59,11 +59,20 @@ class SearchAttribute(StrEnum):
     REFUNDED_POISHA = "RefundedPoisha"  # a refunds workflow's refunded total (Int)
     # The merchant account's id (never a credential), set at start by the merchant client.
     PAYMENT_ACCOUNT = "PaymentAccount"
+    # A notification stream's events whose delivery budget ran out (Int; README "Notifications").
+    NOTIFICATIONS_UNDELIVERED = "NotificationsUndelivered"
+    # A reconciliation run's divergences between the provider and the project (Int).
+    RECONCILIATION_DIVERGENCES = "ReconciliationDivergences"
 
     @property
     def kind(self) -> str:
-        """The Temporal search-attribute type: Keyword, except the refunded total (Int)."""
-        return "Int" if self is SearchAttribute.REFUNDED_POISHA else "Keyword"
+        """The Temporal search-attribute type: Keyword, except the counts and totals (Int)."""
+        return "Int" if self in _INT_ATTRIBUTES else "Keyword"
+
+
+_INT_ATTRIBUTES = frozenset({SearchAttribute.REFUNDED_POISHA,
+                             SearchAttribute.NOTIFICATIONS_UNDELIVERED,
+                             SearchAttribute.RECONCILIATION_DIVERGENCES})
 
 
 class Provider(StrEnum):

@@ -13,8 +13,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 from contracts.bkash import (
     TRANSIENT_STAGES,
@@ -37,47 +36,21 @@ from contracts.bkash import (
     ServiceOutcome,
     TransactionStatus,
 )
-from contracts.common import UNKNOWN_ACCOUNT
+from contracts.common import UNKNOWN_ACCOUNT, Provider
 from contracts.money import format_bdt
 from workflows.bkash_returns import CustomerReturns
+from workflows.bkash_rules import (
+    CREATE_RETRY,
+    EVENT_FOR_STAGE,
+    EXECUTE_ONCE,
+    EXECUTE_WAITS_FOR_TOKEN,
+    STAGE_FOR_STATUS,
+    UNTIL_FINAL,
+    payer_reference,
+    retry_delay,
+)
 from workflows.bookkeeping import Bookkeeping, error_kind
-
-# create: a lost create answer only leaves an unpaid Initiated payment at bKash, so retrying is
-# safe; what the merchant must fix is not retried.
-CREATE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
-    maximum_attempts=8,
-    non_retryable_error_types=[BkashErrorKind.MERCHANT_CONFIG, BkashErrorKind.CUSTOMER_DECLINED,
-                               BkashErrorKind.INVALID_STATE, BkashErrorKind.ALREADY_SETTLED,
-                               BkashErrorKind.UNEXPECTED_RESPONSE])
-# execute moves money: never re-sent blindly. No answer → Query Payment, the one case in which bKash
-# allows query (reference §12, kapilpaul/bKash-woocommerce#13).
-EXECUTE_ONCE = RetryPolicy(maximum_attempts=1)
-# query, capture and void: until bKash gives a final answer; the capture/void activity asks bKash
-# before every retry, so nothing is captured twice.
-UNTIL_FINAL = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                          maximum_interval=timedelta(minutes=5), maximum_attempts=0)
-
-# bKash's transactionStatus → where the payment stands (reference §10).
-_STAGE_FOR_STATUS = {
-    TransactionStatus.AUTHORIZED: BkashStage.AUTHORIZED,
-    TransactionStatus.COMPLETED: BkashStage.CAPTURED,
-    TransactionStatus.CANCELLED: BkashStage.CANCELLED,
-    TransactionStatus.FAILED: BkashStage.DECLINED,
-}
-
-
-# Issue 11 §3: an execute refused for want of a token waits for one and is sent then; payments
-# recorded before this change (or replaying such a history) treated it as a lost answer (query).
-EXECUTE_WAITS_FOR_TOKEN = "execute-waits-for-token"
-
-
-def _retry_delay(err: ActivityError) -> timedelta:
-    """The wait the activity asked for (the token budget's next opening), 2 s to 5 min."""
-    cause = err.cause
-    asked = cause.next_retry_delay if isinstance(cause, ApplicationError) else None
-    return min(max(asked or timedelta(seconds=5), timedelta(seconds=2)), timedelta(minutes=5))
-
+from workflows.notifications import Notifier
 
 class _Again(Enum):
     """A step's outcome that is not a stage: what the lifecycle does next."""
@@ -99,6 +72,9 @@ class BkashAuthCapture:
                                   shown_stage=BkashStage.CREATING.value,
                                   resting=lambda stage: stage not in TRANSIENT_STAGES)
         self._returns = CustomerReturns()
+        self._notes = Notifier(provider=Provider.BKASH, invoice_number=req.invoice_number,
+                               account_id=req.account_id, on_problem=self._books.event)
+        self._told: tuple[BkashStage, str | None] | None = None
         self._decision: ServiceDecision | None = None
         self._hold_until: datetime | None = None
         self._detail = ""
@@ -115,6 +91,7 @@ class BkashAuthCapture:
         except asyncio.CancelledError:
             stage = await self._settle_after_cancel()
         self._finish(stage)
+        await self._notes.close()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return BkashPaymentResult(invoice_number=req.invoice_number, stage=stage,
                                   amount_poisha=req.amount_poisha,
@@ -211,7 +188,7 @@ class BkashAuthCapture:
                 CreatePaymentInput(invoice_number=self._req.invoice_number,
                                    amount_poisha=self._req.amount_poisha,
                                    payer_reference=self._req.payer_reference
-                                   or _payer_reference(self._req.invoice_number),
+                                   or payer_reference(self._req.invoice_number),
                                    callback_url=self._req.callback_url,
                                    account_id=self._req.account_id),
                 result_type=CreatedPaymentInfo,
@@ -283,7 +260,7 @@ class BkashAuthCapture:
                     self._detail = (f"execute was never sent: no bKash token within "
                                     f"{self._req.token_wait} ({message}); no money moved")
                     return BkashStage.EXPIRED
-                delay = min(_retry_delay(err), token_deadline - workflow.now())
+                delay = min(retry_delay(err), token_deadline - workflow.now())
                 self._detail = (f"confirming with bKash: execute not sent yet (no bKash token); "
                                 f"sending it in {delay.total_seconds():.0f} s")
                 self._books.event(self._detail)
@@ -336,7 +313,7 @@ class BkashAuthCapture:
         return self._accept_status(reported, "query")
 
     def _accept_status(self, status: ProviderPaymentStatus, source: str) -> BkashStage:
-        stage = _STAGE_FOR_STATUS.get(status.transaction_status)
+        stage = STAGE_FOR_STATUS.get(status.transaction_status)
         if status.trx_id:
             self._state.trx_id = status.trx_id
         self._check_amount(status, source)
@@ -416,7 +393,7 @@ class BkashAuthCapture:
         self._books.event(f"workflow cancelled by an operator during {stage.value}")
         if stage is BkashStage.EXECUTING:
             # The execute may have reached bKash: ask before walking away.
-            stage = _STAGE_FOR_STATUS.get(
+            stage = STAGE_FOR_STATUS.get(
                 (await self._query("cancelled during execute")).transaction_status,
                 BkashStage.CANCELLED)
         if stage in (BkashStage.AUTHORIZED, BkashStage.CAPTURING, BkashStage.VOIDING):
@@ -477,6 +454,15 @@ class BkashAuthCapture:
 
     def _set_stage(self, stage: BkashStage, event: str | None = None) -> None:
         self._books.set_stage(stage, event, provider_payment_id=self._state.payment_id)
+        told = (stage, self._state.bkash_url)
+        if stage in EVENT_FOR_STAGE and told != self._told:
+            self._told = told
+            state = self._state
+            self._notes.emit(EVENT_FOR_STAGE[stage], stage=stage.value, last=stage.is_final,
+                             amount_poisha=self._req.amount_poisha,
+                             provider_payment_id=state.payment_id, trx_id=state.trx_id,
+                             bkash_url=state.bkash_url,
+                             detail=self._detail if stage.is_final else None)
 
     def _headline(self) -> str:
         state = self._state
@@ -487,10 +473,3 @@ class BkashAuthCapture:
             lines.append(f"held until {self._hold_until:%Y-%m-%d %H:%M:%S} UTC: voided then "
                          "unless the service is reported delivered")
         return "\n\n".join(lines)
-
-
-def _payer_reference(invoice_number: str) -> str:
-    # payerReference is free text at bKash (§4.1); we avoid personal data (no wallet numbers) and use
-    # a safe form of the invoice.
-    safe = "".join(c if c.isalnum() else "-" for c in invoice_number)[:50]
-    return f"inv-{safe}"

@@ -20,7 +20,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
-from contracts.common import DEFAULT_ACCOUNT
+from contracts.common import DEFAULT_ACCOUNT, Provider
 from contracts.money import format_bdt
 from contracts.monetix import (
     CallbackAck,
@@ -39,7 +39,9 @@ from contracts.monetix_status import (
     SUCCESS,
     MonetixStatus,
 )
+from contracts.notifications import EventType
 from workflows.bookkeeping import Bookkeeping
+from workflows.notifications import Notifier
 
 _REJECTED = [MonetixErrorKind.INVALID_REQUEST, MonetixErrorKind.REQUEST_REJECTED,
              MonetixErrorKind.DUPLICATE_PAYMENT, MonetixErrorKind.NOT_CONFIGURED]
@@ -58,6 +60,18 @@ STATUS_MIN_DELAY = timedelta(seconds=10)
 # §4.3 statuses ranked by how far a payment has gone: a callback never moves the state back.
 _RANK = {AWAITING_CLARIFICATION: 1, "awaiting customer": 2, "awaiting customer action": 2}
 _FINAL_RANK = 9
+
+# The stages the merchant's order system is told of (issue 13 §1). "Instructions ready" is the
+# Gate's payment instructions or the Payment Page's link.
+EVENT_FOR_STAGE = {
+    MonetixStage.AWAITING_TRANSACTION_ID: EventType.MONETIX_INSTRUCTIONS_READY,
+    MonetixStage.AWAITING_CUSTOMER: EventType.MONETIX_INSTRUCTIONS_READY,
+    MonetixStage.AWAITING_CLARIFICATION: EventType.MONETIX_AWAITING_CLARIFICATION,
+    MonetixStage.SUCCESS: EventType.MONETIX_SUCCESS,
+    MonetixStage.DECLINED: EventType.MONETIX_DECLINED,
+    MonetixStage.EXPIRED: EventType.MONETIX_EXPIRED,
+    MonetixStage.FAILED: EventType.MONETIX_FAILED,
+}
 
 
 def _rank(status: str, final: bool) -> int:
@@ -83,6 +97,9 @@ class MonetixPurchaseBase:
                                            payment_id=payment_id, interface=self.interface,
                                            stage=MonetixStage.SALE, requested_poisha=amount_poisha)
         self._books = Bookkeeping(self._state, self._headline, shown_stage=MonetixStage.SALE.value)
+        self._notes = Notifier(provider=Provider.MONETIX, invoice_number=payment_id,
+                               account_id=self._account, on_problem=self._books.event)
+        self._told: MonetixStage | None = None
         self._rank = 0
         self._final: MonetixStatus | None = None
         self._detail = ""
@@ -213,14 +230,22 @@ class MonetixPurchaseBase:
             self._detail = self._detail or f"declined: {result.decline_code} {result.decline_message}"
         result.detail = self._detail
         self._set_stage(result.outcome, self._detail)
+        await self._notes.close()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result
 
     def _set_stage(self, stage: MonetixStage, event: str | None = None, *,
                    show: bool = True) -> None:
         """``show=False`` for a stage that lasts one bounded call (bookkeeping's upsert rule)."""
-        self._books.set_stage(stage, event, show=show, provider_payment_id=(
-            self._final.provider_payment_id if self._final is not None else None))
+        provider_payment_id = self._final.provider_payment_id if self._final is not None else None
+        self._books.set_stage(stage, event, show=show, provider_payment_id=provider_payment_id)
+        if stage in EVENT_FOR_STAGE and stage is not self._told:
+            self._told = stage
+            self._notes.emit(EVENT_FOR_STAGE[stage], stage=stage.value, last=stage.is_final,
+                             amount_poisha=self._state.requested_poisha,
+                             paid_poisha=self._state.paid_poisha,
+                             provider_payment_id=provider_payment_id,
+                             detail=self._detail if stage.is_final else None)
 
     def _headline(self) -> str:
         state = self._state

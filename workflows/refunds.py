@@ -19,6 +19,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from contracts.common import Provider
 from contracts.money import format_bdt
+from contracts.notifications import EventType
 from contracts.monetix import CallbackAck, MonetixCallbackEvent, MonetixStage
 from contracts.monetix_status import REFUND_OPERATION, SUCCESS
 from contracts.refunds import (
@@ -38,6 +39,7 @@ from contracts.refunds import (
 )
 from workflows import search_attributes as sa
 from workflows.bookkeeping import Bookkeeping, error_kind, error_message
+from workflows.notifications import Notifier
 
 # A lost answer is resolved by refund status inside the activity, so retrying is safe; what the
 # merchant or the provider's rules refuse is not retried.
@@ -75,12 +77,16 @@ class PaymentRefunds:
         self._queue: list[str] = []
         self._skus: dict[str, str] = {}
         self._callbacks: list[MonetixCallbackEvent] = []
+        self._notes = Notifier(provider=inp.provider, payment_key=inp.payment_workflow_id,
+                               invoice_number=inp.payment_key, account_id=inp.account_id,
+                               on_problem=self._books.event)
 
     @workflow.run
     async def run(self, inp: RefundsInput) -> RefundsState:
         payment = await self._load_payment()
         if payment.refundable:
             await self._take_refunds_until_closed()
+        await self._notes.close()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
 
@@ -316,6 +322,14 @@ class PaymentRefunds:
         record.stage = stage
         record.detail = detail
         record.finished_at = workflow.now()
+        self._recount()
+        payment = self._payment
+        self._notes.emit(
+            EventType.REFUND_SUCCEEDED if stage is RefundStage.SUCCEEDED
+            else EventType.REFUND_FAILED, stage=stage.value, refund_id=record.refund_id,
+            amount_poisha=record.amount_poisha, refunded_poisha=self._state.refunded_poisha,
+            provider_payment_id=payment.payment_id if payment else None,
+            trx_id=payment.trx_id if payment else None, detail=detail)
 
     def _recount(self) -> None:
         state = self._state

@@ -11,6 +11,10 @@ PROVIDER_PAYMENT_ID = SearchAttributeKey.for_keyword(SearchAttribute.PROVIDER_PA
 REFUNDED_POISHA = SearchAttributeKey.for_int(SearchAttribute.REFUNDED_POISHA.value)
 # Set at start by the merchant client; no workflow upserts it (no command of its own).
 PAYMENT_ACCOUNT = SearchAttributeKey.for_keyword(SearchAttribute.PAYMENT_ACCOUNT.value)
+NOTIFICATIONS_UNDELIVERED = SearchAttributeKey.for_int(
+    SearchAttribute.NOTIFICATIONS_UNDELIVERED.value)
+RECONCILIATION_DIVERGENCES = SearchAttributeKey.for_int(
+    SearchAttribute.RECONCILIATION_DIVERGENCES.value)
 
 ALL = [PAYMENT_PROVIDER, PAYMENT_STAGE, MERCHANT_INVOICE, PROVIDER_PAYMENT_ID, REFUNDED_POISHA,
-       PAYMENT_ACCOUNT]
+       PAYMENT_ACCOUNT, NOTIFICATIONS_UNDELIVERED, RECONCILIATION_DIVERGENCES]

@@ -76,5 +76,14 @@ async def result(stack, req):
     return res
 
 
+async def pay_and_capture(stack, **kw):
+    """A payment the customer approves and the merchant delivers: (request, approval, result)."""
+    req, url = await pay(stack, **kw)
+    await stack.customer.approve(url.bkash_url)
+    await wait_for_stage(stack, req, BkashStage.AUTHORIZED)
+    await merchant_client.report_service_delivered(stack.client, req.invoice_number)
+    return req, url, await result(stack, req)
+
+
 def kinds(ledger: list[dict]) -> list[str]:
     return [entry["kind"] for entry in ledger]

@@ -41,6 +41,8 @@ async def test_a_payment_authorized_on_the_old_code_is_captured_by_the_new_worke
         dev_env, bkash_sandbox_url, monetix_sandbox_url, http, shared_activities):
     from temporalio.worker import Worker
 
+    from activities.notifications import NotificationPublisher
+
     from tests.conftest import running_stack
 
     async with running_stack(dev_env, bkash_sandbox_url, monetix_sandbox_url, http,
@@ -50,8 +52,10 @@ async def test_a_payment_authorized_on_the_old_code_is_captured_by_the_new_worke
         await wait_for_stage(stack, req, BkashStage.AUTHORIZED)
         task_queue = stack.settings.task_queue
     # Deploy: the old worker is gone, the patched code polls the same task queue.
+    publish = NotificationPublisher(dev_env.client).publish_notification  # as build_worker adds
     async with Worker(dev_env.client, task_queue=task_queue,
-                      workflows=[PatchedBkashAuthCapture], activities=shared_activities):
+                      workflows=[PatchedBkashAuthCapture],
+                      activities=[*shared_activities, publish]):
         await report_service_delivered(dev_env.client, req.invoice_number)
         res = await dev_env.client.get_workflow_handle_for(
             PatchedBkashAuthCapture.run, req.workflow_id).result()
