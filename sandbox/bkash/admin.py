@@ -60,6 +60,23 @@ class BkashSandboxAdmin(SandboxAdmin):
             return await self._call("GET", "/admin/refund-settings")
         return await self._call("POST", "/admin/refund-settings", json=changes)
 
+    async def change_status(self, payment_id: str, status: str) -> dict:
+        """From now on search and query report ``status`` ("Completed", "Cancelled", ...) for the
+        payment, as if bKash had changed its mind after the fact. Answers its view."""
+        return await self._call("POST", f"/admin/payments/{payment_id}/status",
+                                json={"status": status})
+
+    async def refund_outside(self, payment_id: str, amount: str,
+                             reason: str = "refunded in the merchant portal") -> dict:
+        """A refund of ``amount`` ("100.00") made outside the API: a ledger line, no call. Answers
+        the payment's view with ``refund_trx_id``."""
+        return await self._call("POST", f"/admin/payments/{payment_id}/outside-refund",
+                                json={"amount": amount, "reason": reason})
+
+    async def forget_payment(self, payment_id: str) -> dict:
+        """bKash no longer knows the payment: search of its trxID answers 2033."""
+        return await self._call("DELETE", f"/admin/payments/{payment_id}")
+
     async def lose_refund_answer(self, payment_id: str,
                                  kind: Literal["drop_connection", "http_error", "delay_after_commit"]
                                  = "drop_connection", *, operation: Literal["refund", "refund_status"]

@@ -1,6 +1,8 @@
 """The sandbox's own JSON API for tests: inspect payments, refunds and the ledger, inject faults,
-age a payment past the refund window, change the refund settings, reset. Not part of bKash;
-nothing here exists on the real service."""
+age a payment past the refund window, change the refund settings, reset; and, for reconciliation
+tests, make bKash disagree with the merchant after the fact: change a payment's status, refund it
+outside the API (as the merchant portal would), forget it. Not part of bKash; nothing here exists
+on the real service."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from starlette.routing import Route
 from sandbox.common.admin_api import CommonAdminApi
 
 from .faults import FaultSpec
-from .state import BkashSandbox
+from .formats import parse_amount
+from .state import BkashSandbox, Status
 
 _DAY = 24 * 3600.0
 
@@ -46,6 +49,25 @@ class RefundSettingsUpdate(BaseModel):
     max_refunds: int | None = Field(None, ge=0)  # 0: no limit
 
 
+class StatusChange(BaseModel):
+    """The body of POST /admin/payments/{paymentID}/status: what bKash reports from now on, e.g.
+    ``{"status": "Completed"}`` for a payment the merchant voided."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Status
+
+
+class OutsideRefund(BaseModel):
+    """The body of POST /admin/payments/{paymentID}/outside-refund: a refund made outside the
+    merchant's integration (the bKash merchant portal), e.g. ``{"amount": "100.00"}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: str
+    reason: str = "refunded in the merchant portal"
+
+
 class AdminApi:
     def __init__(self, sandbox: BkashSandbox) -> None:
         self.sandbox = sandbox
@@ -57,7 +79,11 @@ class AdminApi:
                 Route("/admin/stats", self.stats, methods=["GET"]),
                 Route("/admin/calls", self.calls, methods=["GET"]),
                 Route("/admin/refunds", self.refunds, methods=["GET"]),
+                Route("/admin/payments/{payment_id}", self.forget, methods=["DELETE"]),
                 Route("/admin/payments/{payment_id}/age", self.age, methods=["POST"]),
+                Route("/admin/payments/{payment_id}/status", self.change_status, methods=["POST"]),
+                Route("/admin/payments/{payment_id}/outside-refund", self.outside_refund,
+                      methods=["POST"]),
                 Route("/admin/refund-settings", self.refund_settings, methods=["GET"]),
                 Route("/admin/refund-settings", self.change_refund_settings, methods=["POST"]),
                 # Reset and faults: the same for both sandboxes.
@@ -100,6 +126,48 @@ class AdminApi:
             return JSONResponse({"error": str(error)}, status_code=409)
         return JSONResponse(self.sandbox.payment_view(p))
 
+    async def change_status(self, request: Request) -> Response:
+        """bKash changes its mind about a payment: no ledger line, no callback, just what search
+        and query report from now on (reconciliation must notice)."""
+        p = self.sandbox.find(request.path_params["payment_id"])
+        if p is None:
+            return _unknown(request)
+        try:
+            change = StatusChange.model_validate_json(await request.body() or b"{}")
+        except ValidationError as error:
+            return _invalid("invalid status change", error)
+        now = self.sandbox.clock()
+        p.status, p.updated_at = change.status, now
+        if change.status is Status.COMPLETED and p.completed_at is None:
+            p.completed_at = now
+        return JSONResponse(self.sandbox.payment_view(p))
+
+    async def outside_refund(self, request: Request) -> Response:
+        p = self.sandbox.find(request.path_params["payment_id"])
+        if p is None:
+            return _unknown(request)
+        try:
+            body = OutsideRefund.model_validate_json(await request.body() or b"{}")
+        except ValidationError as error:
+            return _invalid("invalid outside refund", error)
+        amount = parse_amount(body.amount)
+        if amount is None:
+            return JSONResponse({"error": f"amount {body.amount!r} is not a BDT amount, e.g. "
+                                          "100.00"}, status_code=422)
+        try:
+            refund = self.sandbox.refund_desk.outside_refund(p, amount[0], body.reason)
+        except ValueError as error:
+            return JSONResponse({"error": str(error)}, status_code=409)
+        return JSONResponse({"refund_trx_id": refund.trx_id, **self.sandbox.payment_view(p)})
+
+    async def forget(self, request: Request) -> Response:
+        """bKash no longer knows the payment: search of its trxID answers 2033, its paymentID is
+        2002. The ledger and the call log keep what happened."""
+        p = self.sandbox.payments.pop(request.path_params["payment_id"], None)
+        if p is None:
+            return _unknown(request)
+        return JSONResponse({"forgotten": p.payment_id, "trx_id": p.trx_id})
+
     async def refund_settings(self, request: Request) -> Response:
         return JSONResponse(self.sandbox.refund_desk.settings.to_dict())
 
@@ -119,6 +187,11 @@ class AdminApi:
 
     async def stats(self, request: Request) -> Response:
         return JSONResponse(self.sandbox.tokens.stats())
+
+
+def _unknown(request: Request) -> JSONResponse:
+    return JSONResponse({"error": f"no payment {request.path_params['payment_id']} in the sandbox"},
+                        status_code=404)
 
 
 def _invalid(what: str, error: ValidationError) -> JSONResponse:

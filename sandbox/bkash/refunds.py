@@ -223,6 +223,24 @@ class RefundDesk:
 
     # --- admin ----------------------------------------------------------------------------------
 
+    def outside_refund(self, p: Payment, poisha: int, reason: str) -> Refund:
+        """A refund made outside the API (the merchant portal): a ledger line and a refundTrxID
+        like any refund, but no API call, so the merchant's integration never heard of it."""
+        if p.status is not Status.COMPLETED or p.trx_id is None:
+            raise ValueError(f"payment {p.payment_id} is {p.status.value}: only a completed "
+                             "payment can be refunded")
+        left = p.amount_poisha - p.refunded_poisha
+        if not 0 < poisha <= left:
+            raise ValueError(f"{format_poisha(poisha)} BDT: the payment has {format_poisha(left)} "
+                             "BDT left to refund")
+        now = self.sandbox.clock()
+        refund = Refund(self.sandbox.new_trx_id(), format_poisha(poisha), poisha, now,
+                        reason=reason, api="portal")
+        p.refunds.append(refund)
+        self.sandbox.record(LedgerKind.REFUND, p, poisha, refund.trx_id, now,
+                            original_trx_id=p.trx_id)
+        return refund
+
     def age(self, p: Payment, seconds: float) -> None:
         """Move a completed payment's completion (and the times before it) ``seconds`` into the
         past, so that a test reaches the refund window without waiting. Refunds keep their times."""

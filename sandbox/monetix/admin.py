@@ -35,6 +35,25 @@ class MonetixSandboxAdmin(SandboxAdmin):
         params = {k: v for k, v in (("payment_id", payment_id), ("project_id", project_id)) if v is not None}
         return await self._call("GET", "/admin/ledger", params=params)
 
+    async def change_status(self, payment_id: str, status: str, code: str | None = None,
+                            project_id: int | None = None) -> dict:
+        """From now on the status request reports ``status`` ("decline", "success", ...) with
+        ``code``, as if the platform had changed its mind; no callback. Answers its view."""
+        return await self._call("POST", f"/admin/payments/{quote(payment_id, safe='')}/status",
+                                json={"status": status, **({"code": code} if code else {})},
+                                params=_project(project_id))
+
+    async def change_paid_amount(self, payment_id: str, amount: int,
+                                 project_id: int | None = None) -> dict:
+        """What Monetix says was paid (poisha) from now on, in the status answer."""
+        return await self._call("POST", f"/admin/payments/{quote(payment_id, safe='')}/paid-amount",
+                                json={"amount": amount}, params=_project(project_id))
+
+    async def forget_payment(self, payment_id: str, project_id: int | None = None) -> dict:
+        """The status request answers 3061 (not found) for the payment from now on."""
+        return await self._call("DELETE", f"/admin/payments/{quote(payment_id, safe='')}",
+                                params=_project(project_id))
+
     async def refunds(self, payment_id: str, project_id: int | None = None) -> list[dict]:
         """The payment's refunds, oldest first: operation_id, request_id, merchant_refund_id, amount,
         status (processing / success / decline), code, provider_refund_id, ..."""
@@ -88,3 +107,7 @@ class MonetixSandboxAdmin(SandboxAdmin):
                     f"within {timeout:g} s; callbacks so far: "
                     f"{[(r['status'], r['delivery']) for r in view['callbacks']]}")
             await asyncio.sleep(0.02)
+
+
+def _project(project_id: int | None) -> dict:
+    return {} if project_id is None else {"project_id": project_id}
