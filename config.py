@@ -10,7 +10,7 @@ import hashlib
 import os
 import tomllib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,9 +18,12 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from temporalio.client import Client
 
 import config_accounts
+import config_notify
 from providers.bkash import BkashCredentials, BkashPaths
 from providers.monetix import MonetixGateConfig, MonetixPaymentPageConfig
+from providers.webhooks import WebhookEndpoint
 from contracts.bkash import SignatureRule
+from contracts.reconciliation import DEFAULT_REPORT_DIR, REPORT_DIR_SETTING
 from contracts.common import DEFAULT_ACCOUNT, DEFAULT_MAX_AMOUNT_POISHA, TASK_QUEUE
 
 # setting name -> (TOML section, key)
@@ -89,6 +92,11 @@ class Settings(BaseModel):
     result_page_url: str | None = None
     task_queue: str = TASK_QUEUE
     max_amount_poisha: int = DEFAULT_MAX_AMOUNT_POISHA
+    # Where the merchant's order system is told of every payment event (config_notify).
+    notify_endpoints: dict[str, WebhookEndpoint] = {}
+    notify_timings: dict[str, timedelta] = {}
+    # Where reconciliation writes its JSON and CSV reports (PAYMENTS_RECONCILIATION_DIR).
+    reconciliation_dir: str = DEFAULT_REPORT_DIR
 
     def bkash_by_account(self) -> dict[str, BkashAccount]:
         """Every account's bKash settings, the default account's first."""
@@ -108,6 +116,8 @@ class Settings(BaseModel):
                        account.credentials.password.get_secret_value()]
         for monetix in self.monetix_by_account().values():
             values.append(monetix.gate.secret_key.get_secret_value())
+        for endpoint in self.notify_endpoints.values():
+            values += [s.get_secret_value() for s in endpoint.secrets]
         return values
 
 
@@ -167,6 +177,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
             problems.append(f"{name} must be an absolute http(s) URL")
     problems += _token_store_problems(values)
+    notify_endpoints, notify_timings, notify_problems = config_notify.load_notify(values)
+    problems += notify_problems
     numbers = {"BKASH_TIMEOUT_SECONDS": float, "PAYMENTS_MAX_AMOUNT_POISHA": int,
                "MONETIX_PROJECT_ID": int, "BKASH_TOKEN_REFRESH_AFTER_SECONDS": float,
                "BKASH_TOKEN_LEASE_SECONDS": float}
@@ -225,6 +237,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             task_queue=values.get("PAYMENTS_TASK_QUEUE", TASK_QUEUE),
             max_amount_poisha=int(values.get("PAYMENTS_MAX_AMOUNT_POISHA",
                                              DEFAULT_MAX_AMOUNT_POISHA)),
+            notify_endpoints=notify_endpoints, notify_timings=notify_timings,
+            reconciliation_dir=values.get(REPORT_DIR_SETTING) or DEFAULT_REPORT_DIR,
         )
     except ValidationError as exc:
         raise ConfigError([f"{'.'.join(map(str, e['loc']))}: {e['msg']}"

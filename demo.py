@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -57,6 +57,9 @@ from merchant_client import (
     start_payment_page_purchase,
     submit_transaction_id,
 )
+from contracts.reconciliation import Window
+from demo_notify import OrderSystem
+from merchant_client.reconciliation import reconcile
 from worker import build_activities, build_worker
 from contracts.bkash import BkashPaymentRequest, BkashStage
 from contracts.monetix import MonetixPurchaseRequest, PaymentPagePurchaseRequest
@@ -250,6 +253,17 @@ def monetix_scenarios(demo: Demo) -> list[Awaitable[Row]]:
     return out
 
 
+async def reconcile_demo_window(client, started: datetime, settings: Settings) -> str:
+    """Reconciliation of the demo's window against both sandboxes: one report line."""
+    window = Window(start=started.replace(microsecond=0),
+                    end=datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=1))
+    report = await reconcile(client, window, task_queue=settings.task_queue)
+    c = report.checked
+    return (f"reconciliation {window.label}: checked {c.bkash_payments} bKash and "
+            f"{c.monetix_payments} Monetix payments, {c.refunds} refunds against the sandboxes: "
+            f"{report.divergence_count} divergences; report {report.json_path} (and .csv)")
+
+
 def print_table(rows: list[Row]) -> None:
     headers = ("scenario", "expected", "final", "provider payment id",
                "money moved (sandbox ledger)", "s", "")
@@ -300,6 +314,8 @@ async def run_demo(keep: bool, db_file: str, temporal_port: int, ui_port: int,
         extra_args=("--ui-codec-endpoint", codec.ui_endpoint) if codec else ())
     try:
         mx = MonetixSandboxConfig()
+        orders = OrderSystem()  # the merchant's order system, told of every event
+        started = datetime.now(timezone.utc)
         # The embedded default's PAYMENTS_LINK_SECRET: one per run, shared by worker and endpoint.
         link_secret = secrets.token_urlsafe(32)
         async with serve_asgi(create_bkash_sandbox(BkashSandboxConfig()),
@@ -310,6 +326,7 @@ async def run_demo(keep: bool, db_file: str, temporal_port: int, ui_port: int,
                                            links=ResultLinks(link_secret.encode())),
                            port=pick_port(8080)) as endpoint_url, \
                 httpx.AsyncClient(timeout=DEMO_PROVIDER_TIMEOUT) as http, \
+                serve_asgi(orders.app, port=pick_port(8083)) as orders_url, \
                 httpx.AsyncClient(timeout=30) as browser:
             sb = BkashSandboxConfig()
             monetix = {"gate": {"base_url": monetix_url, "project_id": mx.project_id,
@@ -322,12 +339,14 @@ async def run_demo(keep: bool, db_file: str, temporal_port: int, ui_port: int,
                                        app_secret=sb.app_secret, username=sb.username,
                                        password=sb.password),
                 monetix=monetix, bkash_timeout_seconds=DEMO_PROVIDER_TIMEOUT,
-                callback_base_url=endpoint_url, link_secret=link_secret)
+                callback_base_url=endpoint_url, link_secret=link_secret,
+                notify_endpoints={"orders": orders.endpoint(orders_url)})
             print(f"Temporal:          {target} (namespace default)")
             print(f"Temporal Web UI:   {ui}/namespaces/default/workflows")
             print(f"bKash sandbox:     {sandbox_url}")
             print(f"Monetix sandbox:   {monetix_url}")
             print(f"merchant endpoint: {endpoint_url}")
+            print(f"order system:      {orders_url}/hooks/payments (signed notifications)")
             if codec:
                 print(f"codec server:      {codec.url} (payloads are AES-256-GCM; the Web UI "
                       f"decodes through it)\n  CLI: temporal workflow show -w <id> "
@@ -342,6 +361,11 @@ async def run_demo(keep: bool, db_file: str, temporal_port: int, ui_port: int,
                 rows = await asyncio.gather(*bkash_scenarios(demo), *monetix_scenarios(demo),
                                             *refund_scenarios(demo, Row))
                 print_table(rows)
+                streams = await orders.wait_for_streams(env.client, started)
+                print(f"\nthe order system received {len(orders.events)} signed notifications "
+                      f"({streams} streams; {orders.refused} refused):")
+                print("\n".join(orders.lines()))
+                print("\n" + await reconcile_demo_window(env.client, started, settings))
                 bad = [r for r in rows if not r.ok]
                 print(f"\n{len(rows) - len(bad)}/{len(rows)} payments ended as expected; "
                       f"see them in the Web UI: {ui}/namespaces/default/workflows")

@@ -18,6 +18,11 @@
     python starter.py refund P-1 --provider monetix --refund-id RF-2 --amount 100.00 --reason ...
     python starter.py refunds INV-1001                           # the payment's refund ledger
 
+    python starter.py events --undelivered                       # notifications not delivered
+    python starter.py events replay bkash-INV-1001/3             # send one again, same event_id
+    python starter.py reconcile schedule | run --from .. --to .. | report --from .. --to .. | trigger
+    python starter.py golive-log --out results/bkash-golive-log.txt   # bKash's go-live log pack
+
     python starter.py pay --merchant-account brand2 --invoice INV-7 --amount 500.00
                                     # any command: the merchant account (default: "default")
 
@@ -38,7 +43,7 @@ import runtime_exit
 from merchant_client.encryption import EncryptionConfigError, UnknownKeyError
 from contracts.bkash import BkashPaymentRequest, BkashStage
 from contracts.common import DEFAULT_ACCOUNT, check_account_id
-from contracts.refunds import RefundRequest
+from contracts.refunds import RefundRequest, payment_workflow_id, refunds_workflow_id
 from contracts.money import parse_bdt
 from contracts.monetix import MonetixPurchaseRequest, MonetixStage, PaymentPagePurchaseRequest
 from contracts.monetix_requests import problems_of
@@ -60,6 +65,12 @@ from merchant_client import (
     submit_transaction_id,
 )
 from merchant_client.listing import stage_for
+from merchant_client.notifications import notifications_of, replay_event, undelivered_events
+from merchant_client.reconciliation_cli import (
+    add_reconcile_parser,
+    prepare_reconcile,
+    run_reconcile,
+)
 
 # Request fields (as pydantic and Monetix's docs name them) → the CLI flag a user typed.
 FLAGS = {
@@ -229,6 +240,20 @@ def build_parser() -> argparse.ArgumentParser:
     rfs = sub.add_parser("refunds", help="show a payment's refund ledger")
     rfs.add_argument("payment", help="the invoice (bKash) or payment id (Monetix)")
     rfs.add_argument("--provider", default="bkash", choices=["bkash", "monetix"])
+    evt = sub.add_parser("events", help="notifications: a payment's events and deliveries, the "
+                         "undelivered ones (--undelivered), or `events replay EVENT_ID`")
+    evt.add_argument("--undelivered", action="store_true",
+                     help="every event whose delivery budget ran out")
+    evt.add_argument("--payment", help="the invoice (bKash) or payment id (Monetix)")
+    evt.add_argument("--provider", default="bkash", choices=["bkash", "monetix"])
+    evt.add_argument("--refunds", action="store_true", help="the payment's refund events")
+    evt_sub = evt.add_subparsers(dest="events_command", metavar="replay")
+    evt_sub.add_parser("replay", help="send one event again, same event_id").add_argument(
+        "event_id", help="as in the Payments-Event-Id header, e.g. bkash-INV-1001/3")
+    add_reconcile_parser(sub)
+    # Parsed by golive itself (_main hands it the rest of the line); listed here for --help.
+    sub.add_parser("golive-log", help="bKash go-live review: write the sandbox log pack "
+                   "(--out FILE [--bkash-sandbox-credentials]; README: bKash's go-live log pack)")
     for command in sub.choices.values():
         # Not --account: in the Monetix commands that is the customer's bKash account number.
         command.add_argument("--merchant-account", metavar="ID",
@@ -238,7 +263,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+async def events_command(client, args: argparse.Namespace) -> None:
+    if args.events_command == "replay":
+        replay_id = await replay_event(client, args.event_id, task_queue=None)
+        print(json.dumps({"event_id": args.event_id, "replayed_in": replay_id}))
+    elif args.undelivered:
+        for record in await undelivered_events(client):
+            print(json.dumps(event_row(record)))
+    elif args.payment:
+        key = (refunds_workflow_id if args.refunds else payment_workflow_id)(
+            args.provider, args.payment, args.merchant_account)
+        stream = await notifications_of(client, key)
+        for record in stream.events:
+            print(json.dumps(event_row(record)))
+    else:
+        raise PaymentError("events: give --undelivered, --payment INVOICE, or replay EVENT_ID")
+
+
+def event_row(record) -> dict:
+    event = record.event
+    return {"event_id": event.event_id, "type": event.type.value, "sequence": event.sequence,
+            "occurred_at": event.occurred_at.isoformat(), "payment_key": event.payment_key,
+            "state": record.state.value,
+            "deliveries": [d.model_dump(mode="json", exclude_none=True) for d in record.deliveries]}
+
+
 async def _main(argv: list[str]) -> int:
+    if argv[:1] == ["golive-log"]:
+        # Not merchant code: golive calls bKash itself (no Temporal), so it is only dispatched to.
+        from golive import run as golive_log
+        return await golive_log(argv[1:], prog="starter.py golive-log")
     args = build_parser().parse_args(argv)
     listed_account, args.merchant_account = args.merchant_account, \
         args.merchant_account or DEFAULT_ACCOUNT
@@ -256,6 +310,7 @@ async def _main(argv: list[str]) -> int:
                    if args.command in ("gate-pay", "page-url") else None)
         fields = clarification_fields(args) if args.command == "clarify" else None
         refund_req = refund_request(args) if args.command == "refund" else None
+        reconcile_cmd = prepare_reconcile(args) if args.command == "reconcile" else None
         account = {"account_id": args.merchant_account}
         client = await connect()
         if args.command == "pay":
@@ -302,6 +357,10 @@ async def _main(argv: list[str]) -> int:
         elif args.command == "refunds":
             print((await refunds(client, args.provider, args.payment, **account))
                   .model_dump_json(indent=2))
+        elif args.command == "events":
+            await events_command(client, args)
+        elif args.command == "reconcile":
+            await run_reconcile(client, reconcile_cmd, task_queue=settings.task_queue)
     except (PaymentError, UnknownKeyError, EncryptionConfigError) as exc:
         print(f"error: {getattr(exc, 'problem', exc)}", file=sys.stderr)
         return 2

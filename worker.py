@@ -28,7 +28,9 @@ from worker_metrics import METRICS_SETTING, PaymentsMetrics, prometheus_runtime,
 
 from activities.bkash import BkashActivities
 from activities.monetix import MonetixActivities
+from activities.notifications import NotificationActivities, NotificationPublisher
 from activities.payments import PaymentRecords
+from activities.reconciliation import reconciliation_activities
 from config import Settings, connect_temporal, load_settings
 from providers.bkash import (
     BkashClient,
@@ -43,9 +45,16 @@ from providers.monetix import MonetixGateClient
 from workflows.bkash import BkashAuthCapture
 from workflows.monetix_gate import MonetixGatePurchase
 from workflows.monetix_page import PaymentPagePurchase
+from workflows.notification_stream import NotificationStream
+from workflows.reconciliation import ReconciliationBatch, ReconciliationRun
 from workflows.refunds import PaymentRefunds
 
-WORKFLOWS = [BkashAuthCapture, MonetixGatePurchase, PaymentPagePurchase, PaymentRefunds]
+WORKFLOWS = [BkashAuthCapture, MonetixGatePurchase, PaymentPagePurchase, PaymentRefunds,
+             NotificationStream, ReconciliationRun, ReconciliationBatch]
+# On every worker whatever its providers: each payment's notifications (README "Notifications"),
+# reconciliation (README "Reconciliation"; Monetix items are reported unchecked without Monetix).
+ALWAYS = (BkashAuthCapture, PaymentRefunds, NotificationStream, ReconciliationRun,
+          ReconciliationBatch)
 
 
 @contextlib.asynccontextmanager
@@ -119,6 +128,14 @@ def build_activities(settings: Settings, http: httpx.AsyncClient, *,
                             link_secret=settings.link_secret.get_secret_value().encode())
     acts = [bkash.create_payment, bkash.execute_payment, bkash.query_payment,
             bkash.capture_payment, bkash.void_payment, bkash.bkash_refund]
+    timings = settings.notify_timings
+    notify = NotificationActivities(
+        http, settings.notify_endpoints,
+        **{arg: timings[name] for arg, name in (
+            ("budget", "PAYMENTS_NOTIFY_BUDGET_SECONDS"),
+            ("first_retry", "PAYMENTS_NOTIFY_FIRST_RETRY_SECONDS"),
+            ("max_retry_interval", "PAYMENTS_NOTIFY_MAX_RETRY_SECONDS")) if name in timings})
+    acts += [notify.notification_plan, notify.deliver_notification]
     projects = settings.monetix_by_account()
     if projects:
         monetix = MonetixActivities(
@@ -127,6 +144,7 @@ def build_activities(settings: Settings, http: httpx.AsyncClient, *,
         acts += [monetix.monetix_sale, monetix.monetix_clarification, monetix.monetix_status,
                  monetix.monetix_payment_page_link, monetix.monetix_refund,
                  monetix.monetix_refund_status]
+    acts += reconciliation_activities(acts, report_dir=settings.reconciliation_dir)
     return acts
 
 
@@ -166,10 +184,11 @@ def build_worker(client: Client, task_queue: str, activities: list, **kwargs) ->
     # Monetix workflows are registered only where their activities are (a worker without Monetix
     # credentials must not pick up a Monetix purchase it cannot progress).
     names = {getattr(a, "__name__", "") for a in activities}
-    workflows = [w for w in WORKFLOWS if w in (BkashAuthCapture, PaymentRefunds)
-                 or "monetix_sale" in names]
-    # The refunds workflow reads the payment's outcome from Temporal itself.
-    activities = [*activities, PaymentRecords(client).load_refundable_payment]
+    workflows = [w for w in WORKFLOWS if w in ALWAYS or "monetix_sale" in names]
+    # The refunds workflow reads the payment's outcome from Temporal itself; every workflow hands
+    # its notifications to Temporal.
+    activities = [*activities, PaymentRecords(client).load_refundable_payment,
+                  NotificationPublisher(client).publish_notification]
     kwargs["interceptors"] = [PaymentsMetrics(), *kwargs.get("interceptors", ())]
     return Worker(client, task_queue=task_queue, workflows=workflows, activities=activities,
                   graceful_shutdown_timeout=timedelta(seconds=30), **kwargs)

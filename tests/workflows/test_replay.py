@@ -27,7 +27,11 @@ def test_there_is_a_saved_history_for_every_path():
                  "monetix__test_omitted_account_number", "monetix__test_lost_final_callback",
                  "monetix__test_duplicate_and_out_of_order", "monetix__test_transaction_id_by_signal",
                  "monetix__test_customer_never_submitting", "monetix__test_payment_page_purchase",
-                 "monetix__test_payment_page_decline", "monetix__test_payment_page_never_used"):
+                 "monetix__test_payment_page_decline", "monetix__test_payment_page_never_used",
+                 "bkash__test_events_reach_a_receiver", "notification_stream__test_events_reach",
+                 "notification_stream__test_an_event_undelivered",
+                 "notification_replay__test_an_event_undelivered",
+                 "reconciliation__test_a_window_reports", "reconciliation_batch__test_a_window"):
         assert any(n.startswith(path) for n in names), f"no saved history for the {path} path"
 
 
