@@ -95,6 +95,12 @@ class Settings(BaseModel):
     # Where the merchant's order system is told of every payment event (config_notify).
     notify_endpoints: dict[str, WebhookEndpoint] = {}
     notify_timings: dict[str, timedelta] = {}
+    # The worker's workflow cache (PAYMENTS_WORKER_CACHE_SIZE): what bounds its memory, ~160 KiB
+    # per cached payment (README "Cost at scale"); a payment evicted is replayed when it next moves.
+    worker_cache_size: int = 1000
+    # PAYMENTS_STICKY_TIMEOUT_SECONDS: after this a workflow task waiting for the worker that has
+    # the payment cached goes to any worker (a dead worker's payments move on after it).
+    sticky_timeout_seconds: float = 3.0
     # Where reconciliation writes its JSON and CSV reports (PAYMENTS_RECONCILIATION_DIR).
     reconciliation_dir: str = DEFAULT_REPORT_DIR
 
@@ -181,7 +187,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     problems += notify_problems
     numbers = {"BKASH_TIMEOUT_SECONDS": float, "PAYMENTS_MAX_AMOUNT_POISHA": int,
                "MONETIX_PROJECT_ID": int, "BKASH_TOKEN_REFRESH_AFTER_SECONDS": float,
-               "BKASH_TOKEN_LEASE_SECONDS": float}
+               "BKASH_TOKEN_LEASE_SECONDS": float, "PAYMENTS_WORKER_CACHE_SIZE": int,
+               "PAYMENTS_STICKY_TIMEOUT_SECONDS": float}
     for name, kind in numbers.items():
         if name in values:
             try:
@@ -239,6 +246,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                              DEFAULT_MAX_AMOUNT_POISHA)),
             notify_endpoints=notify_endpoints, notify_timings=notify_timings,
             reconciliation_dir=values.get(REPORT_DIR_SETTING) or DEFAULT_REPORT_DIR,
+            worker_cache_size=int(values.get("PAYMENTS_WORKER_CACHE_SIZE", 1000)),
+            sticky_timeout_seconds=float(values.get("PAYMENTS_STICKY_TIMEOUT_SECONDS", 3.0)),
         )
     except ValidationError as exc:
         raise ConfigError([f"{'.'.join(map(str, e['loc']))}: {e['msg']}"

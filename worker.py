@@ -190,6 +190,9 @@ def build_worker(client: Client, task_queue: str, activities: list, **kwargs) ->
     activities = [*activities, PaymentRecords(client).load_refundable_payment,
                   NotificationPublisher(client).publish_notification]
     kwargs["interceptors"] = [PaymentsMetrics(), *kwargs.get("interceptors", ())]
+    # A dead worker's cached payments wait this long on its sticky queue before any worker takes
+    # them (the SDK's default is 10 s; issue 14 §2). Settings.sticky_timeout_seconds in main().
+    kwargs.setdefault("sticky_queue_schedule_to_start_timeout", timedelta(seconds=3))
     return Worker(client, task_queue=task_queue, workflows=workflows, activities=activities,
                   graceful_shutdown_timeout=timedelta(seconds=30), **kwargs)
 
@@ -211,7 +214,10 @@ async def main() -> None:
     async with provider_http_client(settings.bkash_timeout_seconds) as http:
         meter = client.service_client.config.runtime.metric_meter if runtime else None
         worker = build_worker(client, settings.task_queue,
-                              build_activities(settings, http, meter=meter))
+                              build_activities(settings, http, meter=meter),
+                              max_cached_workflows=settings.worker_cache_size,
+                              sticky_queue_schedule_to_start_timeout=timedelta(
+                                  seconds=settings.sticky_timeout_seconds))
         async with worker:
             logging.info("worker polling task queue %r; Ctrl-C to stop", settings.task_queue)
             await stop.wait()

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.accounts import AccountClients
+from activities.heartbeat import heartbeating
 from providers.bkash import BkashClient, PaymentStatus
 from providers.bkash_errors import (
     BkashAlreadySettled,
@@ -80,6 +81,7 @@ class BkashActivities:
         self._link_secret = link_secret
 
     @activity.defn(name=BkashActivity.CREATE_PAYMENT)
+    @heartbeating
     async def create_payment(self, inp: CreatePaymentInput) -> CreatedPaymentInfo:
         # The result-link token is added here, in the worker, so that the workflow's input and
         # history carry the callback URL without it (an operator reading histories must not hold
@@ -100,6 +102,7 @@ class BkashActivities:
                                   redirect_signature=signature)
 
     @activity.defn(name=BkashActivity.EXECUTE_PAYMENT)
+    @heartbeating
     async def execute_payment(self, ref: PaymentRef) -> ProviderPaymentStatus:
         client = self._accounts.get(ref.account_id)
         try:
@@ -108,6 +111,7 @@ class BkashActivities:
             raise _to_application_error(err) from None
 
     @activity.defn(name=BkashActivity.QUERY_PAYMENT)
+    @heartbeating
     async def query_payment(self, ref: PaymentRef) -> ProviderPaymentStatus:
         client = self._accounts.get(ref.account_id)
         try:
@@ -116,10 +120,12 @@ class BkashActivities:
             raise _to_application_error(err) from None
 
     @activity.defn(name=BkashActivity.CAPTURE_PAYMENT)
+    @heartbeating
     async def capture_payment(self, ref: PaymentRef) -> ProviderPaymentStatus:
         return await self._settle(ref, "capture")
 
     @activity.defn(name=BkashActivity.VOID_PAYMENT)
+    @heartbeating
     async def void_payment(self, ref: PaymentRef) -> ProviderPaymentStatus:
         return await self._settle(ref, "void")
 
@@ -152,6 +158,7 @@ class BkashActivities:
             raise _to_application_error(err) from None
 
     @activity.defn(name=RefundActivity.BKASH_REFUND)
+    @heartbeating
     async def bkash_refund(self, call: BkashRefundCall) -> ProviderRefundResult:
         """Refund exactly once at bKash.
 

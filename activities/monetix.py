@@ -10,6 +10,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.accounts import AccountClients
+from activities.heartbeat import heartbeating
 from contracts.monetix_status import CODE_TRANSACTION_NOT_FOUND
 from contracts.money import format_bdt
 from contracts.refunds import (
@@ -70,6 +71,7 @@ class MonetixActivities:
             payment_page, Mapping) else {} if payment_page is None else payment_page)
 
     @activity.defn(name=MonetixActivity.SALE)
+    @heartbeating
     async def monetix_sale(self, inp: SaleInput) -> SaleAck:
         """Send the sale once. A retry follows an attempt whose result is unknown, so it first asks
         Monetix (the status request, ≥ 10 s after the sale by the retry policy) and sends only if the
@@ -93,6 +95,7 @@ class MonetixActivities:
             raise _to_application_error(err) from None
 
     @activity.defn(name=MonetixActivity.CLARIFICATION)
+    @heartbeating
     async def monetix_clarification(self, inp: ClarificationInput) -> str:
         """Send the clarification (transaction ID or requested fields) at most once: a retry first
         checks whether Monetix has moved on from the statuses that needed it. Returns how it ended:
@@ -112,6 +115,7 @@ class MonetixActivities:
             raise _to_application_error(err) from None
 
     @activity.defn(name=MonetixActivity.STATUS)
+    @heartbeating
     async def monetix_status(self, poll: StatusPoll) -> MonetixStatus:
         """One status request. While the payment is not yet where the workflow waits for it, raise a
         retryable error: Temporal's retry policy is the polling loop, with its backoff."""
@@ -144,6 +148,7 @@ class MonetixActivities:
     # -- refunds (reference §3.6) -----------------------------------------------------------------
 
     @activity.defn(name=RefundActivity.MONETIX_REFUND)
+    @heartbeating
     async def monetix_refund(self, call: MonetixRefundCall) -> ProviderRefundResult:
         """Send the refund once; answer REFUNDING with its ``request_id`` (the result comes by
         callback, or by :meth:`monetix_refund_status`).
@@ -180,6 +185,7 @@ class MonetixActivities:
                    f"{call.payment_id}; the result comes by callback")
 
     @activity.defn(name=RefundActivity.MONETIX_REFUND_STATUS)
+    @heartbeating
     async def monetix_refund_status(self, call: MonetixRefundStatusCall) -> ProviderRefundResult:
         """One status request: SUCCEEDED / FAILED once the refund operation is final. While it is
         still processing, or not yet to be seen, raise a retryable BENIGN error: Temporal's retry

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from urllib.parse import urlsplit
 
@@ -19,6 +19,11 @@ DEFAULT_MAX_AMOUNT_POISHA = 500_000_00  # 500,000 BDT; override with PAYMENTS_MA
 # non-secret id. "default" is the account of the single-account settings (BKASH_*, MONETIX_*) and
 # of every payment started before accounts existed.
 DEFAULT_ACCOUNT = "default"
+# Every provider call's activity heartbeats while the call is pending (activities/heartbeat.py): a
+# worker that dies mid-call has its attempt retried on a live worker after this, not after the
+# start-to-close timeout (issue 14 §2). Well under the provider timeout (30 s), well over a busy
+# event loop's stall.
+PROVIDER_HEARTBEAT = timedelta(seconds=10)
 ACCOUNT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 # The activity error of a payment naming an account the worker has no settings for.
 UNKNOWN_ACCOUNT = "PaymentAccountUnknown"

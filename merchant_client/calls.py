@@ -62,15 +62,26 @@ async def start_with_update(client: Client, workflow: str, request: Model, *, wo
     """Update-with-start, idempotent by business key: a running payment is returned as it is
     (USE_EXISTING); a finished one cannot be started again (REJECT_DUPLICATE); the same key with
     another amount is refused, never confused with the running payment."""
-    op = WithStartWorkflowOperation(
-        workflow, request, id=workflow_id, task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        search_attributes=search, static_summary=summary)
+    for attempt in range(TRANSIENT_TRIES):
+        op = WithStartWorkflowOperation(
+            workflow, request, id=workflow_id, task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=search, static_summary=summary)
+        try:
+            answer = await client.execute_update_with_start_workflow(
+                update, start_workflow_operation=op, id=request_update_id(update, request),
+                result_type=result_type)
+            break
+        except RPCError as err:
+            if not _transient(err) or attempt == TRANSIENT_TRIES - 1:
+                return await _start_failed(op, err, what, client, workflow_id, workflow,
+                                           finished_as)
+            await _settle(op)
+            await asyncio.sleep(0.5 * 2 ** attempt)
+        except BaseException as err:  # noqa: BLE001 - sorted out below, as before
+            return await _start_failed(op, err, what, client, workflow_id, workflow, finished_as)
     try:
-        answer = await client.execute_update_with_start_workflow(
-            update, start_workflow_operation=op, id=request_update_id(update, request),
-            result_type=result_type)
         # The same update id on a payment that has ended since is answered from its history:
         # that old answer (an approval URL, instructions) must not reach the customer again.
         handle = await op.workflow_handle()
@@ -83,25 +94,42 @@ async def start_with_update(client: Client, workflow: str, request: Model, *, wo
         final = getattr(stage, "is_final", False) or stage == "FAILED"
         if not final and (await handle.describe()).close_time is not None:
             raise WorkflowAlreadyStartedError(workflow_id, workflow)
-    except WorkflowAlreadyStartedError:
-        await _settle(op)
-        outcome = await finished_as(client, workflow_id)
-        raise PaymentError(f"{what} was already paid and ended {outcome}; use a new one") from None
-    except WorkflowUpdateFailedError as err:
-        await _settle(op)
-        raise PaymentError(_cause(err)) from None
-    except RPCError as err:
-        await _settle(op)
-        raise explain_rpc_error(err, what, client) or err from None
-    except (asyncio.CancelledError, WorkflowUpdateRPCTimeoutOrCancelledError):
-        retrieve_later(op)
-        raise
+    except BaseException as err:  # noqa: BLE001
+        return await _start_failed(op, err, what, client, workflow_id, workflow, finished_as)
     running = getattr(answer, "amount_poisha", None)
     if running is not None and running != amount_poisha:
         raise PaymentError(f"{what} already has a running payment of {format_bdt(running)} BDT, "
                            f"not {format_bdt(amount_poisha)} BDT: use a new one for a different "
                            "amount")
     return answer
+
+
+# A workflow task that failed (a worker starved past the task timeout, a worker killed mid-task) is
+# retried by the server within moments; an update arriving meanwhile is refused with this. The same
+# update id makes trying again harmless.
+TRANSIENT_TRIES = 5
+
+
+def _transient(err: RPCError) -> bool:
+    return "Workflow Task in failed state" in str(err)
+
+
+async def _start_failed(op: WithStartWorkflowOperation, err: BaseException, what: str,
+                        client: Client, workflow_id: str, workflow: str, finished_as) -> Any:
+    """Raise what an update-with-start's failure means to the merchant."""
+    if isinstance(err, WorkflowAlreadyStartedError):
+        await _settle(op)
+        outcome = await finished_as(client, workflow_id)
+        raise PaymentError(f"{what} was already paid and ended {outcome}; use a new one") from None
+    if isinstance(err, WorkflowUpdateFailedError):
+        await _settle(op)
+        raise PaymentError(_cause(err)) from None
+    if isinstance(err, RPCError):
+        await _settle(op)
+        raise explain_rpc_error(err, what, client) or err from None
+    if isinstance(err, (asyncio.CancelledError, WorkflowUpdateRPCTimeoutOrCancelledError)):
+        retrieve_later(op)
+    raise err
 
 
 def retrieve_later(op: WithStartWorkflowOperation) -> None:
@@ -124,14 +152,18 @@ async def _settle(op: WithStartWorkflowOperation) -> None:
 async def update(client: Client, workflow_id: str, name: str, arg: Any, *, update_id: str,
                  result_type: type, what: str) -> Any:
     handle = client.get_workflow_handle(workflow_id)
-    try:
-        # The update id makes a retried call (network blip, double click) harmless.
-        args = [] if arg is None else [arg]
-        return await handle.execute_update(name, args=args, id=update_id, result_type=result_type)
-    except WorkflowUpdateFailedError as err:
-        raise PaymentError(_cause(err)) from None
-    except RPCError as err:
-        raise explain_rpc_error(err, f"running {what}", client) or err from None
+    args = [] if arg is None else [arg]
+    for attempt in range(TRANSIENT_TRIES):
+        try:
+            # The update id makes a retried call (network blip, double click) harmless.
+            return await handle.execute_update(name, args=args, id=update_id,
+                                               result_type=result_type)
+        except WorkflowUpdateFailedError as err:
+            raise PaymentError(_cause(err)) from None
+        except RPCError as err:
+            if not _transient(err) or attempt == TRANSIENT_TRIES - 1:
+                raise explain_rpc_error(err, f"running {what}", client) or err from None
+            await asyncio.sleep(0.5 * 2 ** attempt)
 
 
 async def query(client: Client, workflow_id: str, name: str, *, result_type: type,

@@ -36,7 +36,7 @@ from contracts.bkash import (
     ServiceOutcome,
     TransactionStatus,
 )
-from contracts.common import UNKNOWN_ACCOUNT, Provider
+from contracts.common import UNKNOWN_ACCOUNT, Provider, PROVIDER_HEARTBEAT
 from contracts.money import format_bdt
 from workflows.bkash_returns import CustomerReturns
 from workflows.bkash_rules import (
@@ -193,6 +193,7 @@ class BkashAuthCapture:
                                    account_id=self._req.account_id),
                 result_type=CreatedPaymentInfo,
                 start_to_close_timeout=self._call_timeout(calls=2), retry_policy=CREATE_RETRY,
+                heartbeat_timeout=PROVIDER_HEARTBEAT,
                 summary=f"create payment {format_bdt(self._req.amount_poisha)} BDT "
                         f"(attempt {self._state.create_attempts})")
         except ActivityError as err:
@@ -245,6 +246,7 @@ class BkashAuthCapture:
                 status = await workflow.execute_activity(
                     BkashActivity.EXECUTE_PAYMENT, self._ref(), result_type=ProviderPaymentStatus,
                     start_to_close_timeout=self._call_timeout(calls=2), retry_policy=EXECUTE_ONCE,
+                    heartbeat_timeout=PROVIDER_HEARTBEAT,
                     summary=f"execute payment {self._state.payment_id}")
                 break
             except ActivityError as err:
@@ -408,6 +410,7 @@ class BkashAuthCapture:
         status = await workflow.execute_activity(
             activity, self._ref(), result_type=ProviderPaymentStatus,
             start_to_close_timeout=self._call_timeout(calls=3), retry_policy=UNTIL_FINAL,
+            heartbeat_timeout=PROVIDER_HEARTBEAT,
             summary=f"{operation} {format_bdt(self._req.amount_poisha)} BDT of "
                     f"{self._state.payment_id}")
         if status.trx_id:
@@ -423,6 +426,7 @@ class BkashAuthCapture:
         return await workflow.execute_activity(
             BkashActivity.QUERY_PAYMENT, self._ref(), result_type=ProviderPaymentStatus,
             start_to_close_timeout=self._call_timeout(calls=2), retry_policy=UNTIL_FINAL,
+            heartbeat_timeout=PROVIDER_HEARTBEAT,
             summary=f"query payment {self._state.payment_id} ({why})")
 
     # -- bookkeeping ------------------------------------------------------------------------

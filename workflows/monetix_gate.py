@@ -11,7 +11,7 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
-from contracts.common import UNKNOWN_ACCOUNT
+from contracts.common import UNKNOWN_ACCOUNT, PROVIDER_HEARTBEAT
 from contracts.money import format_bdt
 from contracts.monetix import (
     TRANSACTION_ID,
@@ -149,6 +149,7 @@ class MonetixGatePurchase(MonetixPurchaseBase):
                           account_id=self._account),
                 result_type=SaleAck,
                 start_to_close_timeout=self._provider_timeout * 2 + timedelta(seconds=5),
+                heartbeat_timeout=PROVIDER_HEARTBEAT,
                 retry_policy=GATE_CALL_RETRY,
                 summary=f"sale {format_bdt(self._req.sale.amount_poisha)} BDT")
         except ActivityError as err:
@@ -237,6 +238,7 @@ class MonetixGatePurchase(MonetixPurchaseBase):
             how = await workflow.execute_activity(
                 MonetixActivity.CLARIFICATION, inp, result_type=str,
                 start_to_close_timeout=self._provider_timeout * 2 + timedelta(seconds=5),
+                heartbeat_timeout=PROVIDER_HEARTBEAT,
                 retry_policy=GATE_CALL_RETRY, summary=f"clarification: {what}")
             self._books.event(f"clarification ({what}): {how}")
         except ActivityError as err:

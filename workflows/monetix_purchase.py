@@ -20,7 +20,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
-from contracts.common import DEFAULT_ACCOUNT, Provider
+from contracts.common import DEFAULT_ACCOUNT, Provider, PROVIDER_HEARTBEAT
 from contracts.money import format_bdt
 from contracts.monetix import (
     CallbackAck,
@@ -165,6 +165,7 @@ class MonetixPurchaseBase:
         return workflow.execute_activity(
             MonetixActivity.STATUS, poll, result_type=MonetixStatus,
             start_to_close_timeout=self._provider_timeout + timedelta(seconds=5),
+            heartbeat_timeout=PROVIDER_HEARTBEAT,
             retry_policy=retry, summary=f"status of {self._payment_id} ({why})")
 
     async def _wait_or_poll(self, ready, wait: timedelta, wanted: list[str], why: str,

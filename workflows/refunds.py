@@ -17,7 +17,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from contracts.common import Provider
+from contracts.common import Provider, PROVIDER_HEARTBEAT
 from contracts.money import format_bdt
 from contracts.notifications import EventType
 from contracts.monetix import CallbackAck, MonetixCallbackEvent, MonetixStage
@@ -231,6 +231,7 @@ class PaymentRefunds:
                             account_id=self._inp.account_id),
             result_type=ProviderRefundResult, retry_policy=REFUND_RETRY,
             start_to_close_timeout=self._inp.provider_timeout * 3 + timedelta(seconds=5),
+            heartbeat_timeout=PROVIDER_HEARTBEAT,
             summary=f"refund {format_bdt(record.amount_poisha)} BDT ({record.refund_id})")
 
     async def _monetix_refund(self, record: RefundRecord) -> ProviderRefundResult:
@@ -246,6 +247,7 @@ class PaymentRefunds:
                               account_id=self._inp.account_id),
             result_type=ProviderRefundResult, retry_policy=MONETIX_REFUND_RETRY,
             start_to_close_timeout=self._inp.provider_timeout * 2 + timedelta(seconds=5),
+            heartbeat_timeout=PROVIDER_HEARTBEAT,
             summary=f"refund {format_bdt(record.amount_poisha)} BDT ({record.refund_id})")
         record.request_id = sent.request_id
         if sent.status.is_final:
@@ -274,6 +276,7 @@ class PaymentRefunds:
                                     account_id=self._inp.account_id),
             result_type=ProviderRefundResult, retry_policy=STATUS_POLL,
             start_to_close_timeout=self._inp.provider_timeout + timedelta(seconds=5),
+            heartbeat_timeout=PROVIDER_HEARTBEAT,
             summary=f"status of refund {record.refund_id}")
 
     # -- bookkeeping ------------------------------------------------------------------------
