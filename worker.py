@@ -25,6 +25,7 @@ import runtime_exit
 from merchant_client.encryption import AesGcmCodec, load_keys
 from merchant_client.tracing import tracing_interceptors
 from worker_metrics import METRICS_SETTING, PaymentsMetrics, prometheus_runtime, token_call_counter
+from workflow_runner import payments_workflow_runner
 
 from activities.bkash import BkashActivities
 from activities.monetix import MonetixActivities
@@ -193,6 +194,9 @@ def build_worker(client: Client, task_queue: str, activities: list, **kwargs) ->
     # A dead worker's cached payments wait this long on its sticky queue before any worker takes
     # them (the SDK's default is 10 s; issue 14 §2). Settings.sticky_timeout_seconds in main().
     kwargs.setdefault("sticky_queue_schedule_to_start_timeout", timedelta(seconds=3))
+    # The sandbox shares the data-only contracts with the worker instead of re-importing them for
+    # every workflow run (workflow_runner.py; docs/performance.md).
+    kwargs.setdefault("workflow_runner", payments_workflow_runner())
     return Worker(client, task_queue=task_queue, workflows=workflows, activities=activities,
                   graceful_shutdown_timeout=timedelta(seconds=30), **kwargs)
 

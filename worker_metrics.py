@@ -16,7 +16,7 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
-from activities.metrics import ActivityMetricsInbound
+from activities.metrics import ActivityMetrics, ActivityMetricsInbound
 from contracts.metrics import TOKEN_CALLS
 from workflows.metrics import PaymentMetricsInbound
 
@@ -31,14 +31,20 @@ def prometheus_runtime(bind_address: str) -> Runtime:
 
 
 class PaymentsMetrics(Interceptor):
-    """Counts payments (workflow interceptor) and provider calls (activity interceptor)."""
+    """Counts payments (workflow interceptor) and provider calls (activity interceptor). One per
+    worker (``worker.build_worker``), holding that worker's instruments, so they are made once, not
+    per activity attempt or workflow run."""
+
+    def __init__(self) -> None:
+        self._activities = ActivityMetrics()
+        self._workflows = PaymentMetricsInbound.for_worker()
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        return ActivityMetricsInbound(next)
+        return ActivityMetricsInbound(next, self._activities)
 
     def workflow_interceptor_class(
             self, input: WorkflowInterceptorClassInput) -> type[WorkflowInboundInterceptor]:
-        return PaymentMetricsInbound
+        return self._workflows
 
 
 def token_call_counter(meter: MetricMeter, account: str) -> Callable[[str, str], None]:

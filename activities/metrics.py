@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from temporalio import activity
+from temporalio.common import MetricCounter, MetricHistogramFloat
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput
 
@@ -17,10 +18,50 @@ from contracts.refunds import RefundActivity
 _REFUNDS = {RefundActivity.BKASH_REFUND.value: "bkash", RefundActivity.MONETIX_REFUND.value: "monetix"}
 
 
+class ActivityMetrics:
+    """One worker's instruments, each bound to its labels once and kept: the SDK makes a new meter
+    for every activity attempt (``activity.metric_meter()``), and creating a counter and a histogram
+    from it per attempt cost ~40 µs against ~1.5 µs for adding to bound ones (a Prometheus
+    runtime). The keys are the few label sets there are (operation × outcome, provider ×
+    outcome); one cache per worker, so a second worker on another Runtime has its own."""
+
+    def __init__(self) -> None:
+        self._calls: dict[tuple[str, ...], tuple[MetricCounter, MetricHistogramFloat]] = {}
+        self._refunds: dict[tuple[str, ...], MetricCounter] = {}
+
+    def provider_call(self, info: activity.Info, outcome: str, seconds: float) -> None:
+        key = (info.namespace, info.task_queue, info.activity_type, outcome)
+        bound = self._calls.get(key)
+        if bound is None:
+            meter = activity.metric_meter()
+            labels = {"operation": info.activity_type, "outcome": outcome}
+            bound = self._calls[key] = (
+                meter.create_counter(PROVIDER_CALLS, "activity attempts (provider calls), by "
+                                     "operation and outcome").with_additional_attributes(labels),
+                meter.create_histogram_float(PROVIDER_CALL_LATENCY, "activity attempt duration",
+                                             "s").with_additional_attributes(labels))
+        counter, latency = bound
+        counter.add(1)
+        latency.record(seconds)
+
+    def refund(self, info: activity.Info, provider: str, status: str) -> None:
+        key = (info.namespace, info.task_queue, info.activity_type, provider, status)
+        counter = self._refunds.get(key)
+        if counter is None:
+            counter = self._refunds[key] = activity.metric_meter().create_counter(
+                REFUNDS, "refund calls, by provider and outcome").with_additional_attributes(
+                    {"provider": provider, "outcome": status})
+        counter.add(1)
+
+
 class ActivityMetricsInbound(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor,
+                 metrics: ActivityMetrics | None = None) -> None:
+        super().__init__(next)
+        self._metrics = metrics or ActivityMetrics()
+
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         info = activity.info()
-        meter = activity.metric_meter()
         started = time.monotonic()
         outcome = "ok"
         try:
@@ -32,13 +73,8 @@ class ActivityMetricsInbound(ActivityInboundInterceptor):
             outcome = type(err).__name__
             raise
         finally:
-            labels = {"operation": info.activity_type, "outcome": outcome}
-            meter.create_counter(PROVIDER_CALLS, "activity attempts (provider calls), by "
-                                 "operation and outcome").add(1, labels)
-            meter.create_histogram_float(PROVIDER_CALL_LATENCY, "activity attempt duration",
-                                         "s").record(time.monotonic() - started, labels)
+            self._metrics.provider_call(info, outcome, time.monotonic() - started)
         if info.activity_type in _REFUNDS:
             status = getattr(getattr(result, "status", None), "value", None) or "unknown"
-            meter.create_counter(REFUNDS, "refund calls, by provider and outcome").add(
-                1, {"provider": _REFUNDS[info.activity_type], "outcome": str(status)})
+            self._metrics.refund(info, _REFUNDS[info.activity_type], str(status))
         return result

@@ -6,6 +6,7 @@ few concurrency levels, in one run on the embedded default.
     python -m bench --payments 50 --concurrency 1,4,16
     python -m bench --payments 2 --concurrency 1 --no-chart     # smoke run
     python -m bench --phase endpoint-cost       # one Monetix callback's cost to the endpoint
+    python -m bench --scale 1000,5000,10000     # payments held for days, then settled at once
 
 Tuning experiments (each flag changes one thing; the JSON records it):
 
@@ -44,10 +45,12 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from merchant_client.encryption import new_key_line, payments_data_converter
 
 from bench import procstat, report, servermetrics
 from bench.actions import ClientCounter, figures
+from contracts.notifications import stream_id_for
 from bench.direct import DirectReceiver
 from bench.paths import DRIVERS, KINDS, PATHS, Ctx, Sample, TimedCustomer, bkash_workflow, \
     monetix_workflow
@@ -118,6 +121,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--phase", choices=("payments", "endpoint-cost"), default="payments",
                    help="endpoint-cost: only what one Monetix callback costs the merchant endpoint "
                         "(CPU and memory per KB, worst shapes; no Temporal, under a minute)")
+    from bench.scale import add_arguments as add_scale_arguments
+
+    add_scale_arguments(p)  # --scale: cost at scale (bench/scale.py)
     args = p.parse_args(argv)
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     args.kinds = [k for k in args.kinds.split(",") if k]
@@ -344,6 +350,26 @@ async def count_action_paths(ctx: Ctx, counter: ClientCounter, tag: str,
     return out
 
 
+async def count_notification_streams(ctx: Ctx, paths: list[dict]) -> None:
+    """Each path's notifications are a workflow of their own (``notify:<workflow id>``, README
+    "Notifications"): its actions are counted from its history too, once it has closed, and
+    added to the path as ``notification_stream`` (the path's own ``actions`` stay the workflow's:
+    its ``local activities`` are the hand-overs to the stream)."""
+    for path in paths:
+        handle = ctx.client.get_workflow_handle(stream_id_for(path["workflow_id"]))
+        try:
+            await asyncio.wait_for(handle.result(), PAYMENT_TIMEOUT)
+            history = await handle.fetch_history()
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            continue  # nothing to tell: no stream
+        fig = figures(history)
+        path["notification_stream"] = {"events": fig.events, "actions": dict(fig.actions),
+                                       "total_actions": fig.total_actions}
+        path["total_with_notifications"] = path["total_actions"] + fig.total_actions
+
+
 def machine_facts() -> dict:
     model = ""
     with contextlib.suppress(OSError):
@@ -497,6 +523,7 @@ async def bench(args: argparse.Namespace) -> dict:
                                                                            save_dir)
             refund_paths = [] if args.no_actions else await count_refund_paths(ctx, counter, tag,
                                                                            save_dir)
+            await count_notification_streams(ctx, action_paths + refund_paths)
             meta["worker_peak_rss_mib_lifetime"] = {
                 name: procstat.peak_rss_bytes(pids[name]) / 2**20
                 for name in ("payments_worker", "floor_worker")}
@@ -522,6 +549,30 @@ async def bench(args: argparse.Namespace) -> dict:
             shutil.copyfile(out_dir / f"{name}.png", out_dir / "bench-latest.png")
     shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+LATENCY_TARGET = 1.1     # × (floor p50 + direct p50)
+THROUGHPUT_TARGET = 0.95  # × floor payments per second
+
+
+def target_rows(phases: list[dict]) -> list[list]:
+    """The payment workflow against its floor and the direct calls, per kind and concurrency: the
+    whole payment's p50 against floor + direct, and its throughput against the floor's."""
+    index = {(p["kind"], p["path"], p["concurrency"]): p for p in phases}
+    rows = []
+    for (kind, path, conc), wf in index.items():
+        floor, direct = index.get((kind, "floor", conc)), index.get((kind, "direct", conc))
+        if path != "workflow" or not floor or not direct:
+            continue
+        p50 = wf["latency_ms"]["payment"]["p50"]
+        bound = floor["latency_ms"]["payment"]["p50"] + direct["latency_ms"]["payment"]["p50"]
+        rate, floor_rate = wf["payments_per_s"] or 0.0, floor["payments_per_s"] or 0.0
+        lat, thr = p50 / bound if bound else math.nan, rate / floor_rate if floor_rate else math.nan
+        rows.append([kind, conc, f"{p50:.0f}", f"{bound:.0f}", f"{lat:.2f}",
+                     "ok" if lat <= LATENCY_TARGET else "MISSED", f"{rate:.1f}",
+                     f"{floor_rate:.1f}", f"{thr:.2f}",
+                     "ok" if thr >= THROUGHPUT_TARGET else "MISSED"])
+    return rows
 
 
 def print_report(result: dict) -> None:
@@ -572,6 +623,13 @@ def print_report(result: dict) -> None:
                            rows, right={2, 3, 4}))
     print("\nRatios (wf = payment workflow):\n")
     print(report.ratio_table(result["ratios"]))
+    targets = target_rows(result["phases"])
+    if targets:
+        print("\nTargets at each concurrency (p50 latency ≤ 1.1 × (floor + direct); payments per "
+              "second ≥ 0.95 × the floor's):\n")
+        print(report.table(["kind", "conc", "p50 ms", "floor + direct", "latency ratio", "",
+                            "pay/s", "floor pay/s", "throughput ratio", ""], targets,
+                           right={1, 2, 3, 4, 6, 7, 8}))
     if result["actions_per_path"]:
         print("\nBillable actions per payment, counted from real histories (queries from the "
               "client; USD at $50 per million actions):\n")
@@ -580,6 +638,23 @@ def print_report(result: dict) -> None:
         print("\nBillable actions per refund path, counted from each refunds ledger's whole history "
               "(PaymentRefunds, until its window closed; the payment's own actions are above):\n")
         print(report.actions_table(result["refund_actions_per_path"], unit="refund paths"))
+    streams = [a for a in result["actions_per_path"] + result.get("refund_actions_per_path", [])
+               if a.get("notification_stream")]
+    if streams:
+        print("\nNotifications: each path's NotificationStream workflow (its own history), the "
+              "hand-overs in the path's history (local activities), and the path's total with "
+              "them:\n")
+        rows = []
+        for a in streams:
+            ns = a["notification_stream"]
+            rows.append([a["path"], ns["events"],
+                         *(ns["actions"].get(c, 0) for c in ("workflow start", "signal", "activity",
+                                                            "search attribute upsert")),
+                         ns["total_actions"], a["actions"].get("local activities", 0),
+                         a["total_actions"], a["total_with_notifications"]])
+        print(report.table(["path", "stream events", "start", "signal", "activity", "upsert",
+                            "stream total", "hand-overs", "path total", "with stream"], rows,
+                           right=set(range(1, 10))))
     failures = [p for p in result["phases"] if p["ok"] != p["payments"]]
     for p in failures:
         print(f"\nFAILED: {p['kind']} {p['path']} c={p['concurrency']}: "
@@ -595,6 +670,10 @@ def print_report(result: dict) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.scale:
+        from bench.scale import main as scale_main
+
+        sys.exit(scale_main(args))
     if args.phase == "endpoint-cost":
         from bench.endpoint_cost import run as endpoint_cost
 

@@ -149,10 +149,17 @@ class AesGcmCodec(PayloadCodec):
     """AES-256-GCM over each whole payload, the key id in the metadata (see the module text)."""
 
     def __init__(self, keys: EncryptionKeys) -> None:
+        from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         self._keys = keys
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.keys.items()}
+        # Every payload of every workflow task and activity passes here (tens per payment): what
+        # does not change per payload is worked out once, not per call.
+        self._invalid_tag = InvalidTag
+        self._current = keys.current.encode()
+        self._current_cipher = self._ciphers[keys.current]
+        self._by_id = {key_id.encode(): cipher for key_id, cipher in self._ciphers.items()}
 
     @property
     def key_ids(self) -> list[str]:
@@ -165,28 +172,28 @@ class AesGcmCodec(PayloadCodec):
         return [self.decrypt(p) for p in payloads]
 
     def encrypt(self, payload: Payload) -> Payload:
-        key_id = self._keys.current
-        nonce = secrets.token_bytes(_NONCE_BYTES)
-        sealed = self._ciphers[key_id].encrypt(nonce, payload.SerializeToString(),
-                                               key_id.encode())
-        return Payload(metadata={"encoding": ENCODING, KEY_ID_METADATA: key_id.encode()},
+        key_id = self._current
+        # A fresh random nonce per payload (os.urandom, what secrets.token_bytes calls).
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = self._current_cipher.encrypt(nonce, payload.SerializeToString(), key_id)
+        return Payload(metadata={"encoding": ENCODING, KEY_ID_METADATA: key_id},
                        data=nonce + sealed)
 
     def decrypt(self, payload: Payload) -> Payload:
-        if payload.metadata.get("encoding") != ENCODING:
+        metadata = payload.metadata
+        if metadata.get("encoding") != ENCODING:
             return payload  # written before encryption was on, or not ours
-        key_id = payload.metadata.get(KEY_ID_METADATA, b"").decode(errors="replace")
-        cipher = self._ciphers.get(key_id)
+        raw_id = metadata.get(KEY_ID_METADATA, b"")
+        cipher = self._by_id.get(raw_id)
+        key_id = raw_id.decode(errors="replace")
         if cipher is None:
             raise UnknownKeyError(
                 f"payload encrypted with key id {key_id!r}, which is not configured (known: "
                 f"{', '.join(self.key_ids)}); add it to {KEYS_SETTING} / {KEYS_FILE_SETTING}")
-        from cryptography.exceptions import InvalidTag
-
+        data = payload.data
         try:
-            plain = cipher.decrypt(payload.data[:_NONCE_BYTES], payload.data[_NONCE_BYTES:],
-                                   key_id.encode())
-        except InvalidTag:
+            plain = cipher.decrypt(data[:_NONCE_BYTES], data[_NONCE_BYTES:], raw_id)
+        except self._invalid_tag:
             raise UnknownKeyError(f"payload with key id {key_id!r} does not decrypt with the "
                                   "configured key of that id (a different key under the same "
                                   "id?), or it was altered") from None

@@ -7,10 +7,10 @@ merchant client) and, when it finishes, its final stage (the result's ``stage``)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey
+from temporalio.common import MetricCounter, SearchAttributeKey
 from temporalio.worker import ExecuteWorkflowInput, WorkflowInboundInterceptor
 
 from contracts.common import SearchAttribute
@@ -18,6 +18,8 @@ from contracts.metrics import PAYMENTS_FINISHED, PAYMENTS_STARTED
 
 _PROVIDER = SearchAttributeKey.for_keyword(SearchAttribute.PAYMENT_PROVIDER.value)
 _ACCOUNT = SearchAttributeKey.for_keyword(SearchAttribute.PAYMENT_ACCOUNT.value)
+_DESCRIPTIONS = {PAYMENTS_STARTED: "payment workflows started",
+                 PAYMENTS_FINISHED: "payment workflows finished, by final stage"}
 
 
 def _labels() -> dict[str, str]:
@@ -28,14 +30,33 @@ def _labels() -> dict[str, str]:
 
 
 class PaymentMetricsInbound(WorkflowInboundInterceptor):
+    # Counters bound to their labels, kept across workflow runs by the class ``for_worker`` makes
+    # (one per worker, so one per Runtime): otherwise every run creates two from a meter of its own.
+    # The counters the SDK hands a workflow skip recording while *the current* workflow replays, so
+    # one made in an earlier run is as replay-safe as a new one. The base class keeps none.
+    _counters: ClassVar[dict[tuple[str, ...], MetricCounter] | None] = None
+
+    @classmethod
+    def for_worker(cls) -> type[PaymentMetricsInbound]:
+        return type(cls.__name__, (cls,), {"_counters": {}})
+
+    def _count(self, name: str, labels: dict[str, str]) -> None:
+        info = workflow.info()
+        key = (name, info.namespace, info.task_queue, *labels.values())
+        counter = self._counters.get(key) if self._counters is not None else None
+        if counter is None:
+            counter = workflow.metric_meter().create_counter(
+                name, _DESCRIPTIONS[name]).with_additional_attributes(labels)
+            if self._counters is not None:
+                self._counters[key] = counter
+        counter.add(1)
+
     async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
-        meter = workflow.metric_meter()
         labels = _labels()
-        meter.create_counter(PAYMENTS_STARTED, "payment workflows started").add(1, labels)
+        self._count(PAYMENTS_STARTED, labels)
         result = await super().execute_workflow(input)
         # bKash results carry ``stage``, Monetix ones ``outcome``; a refunds ledger neither.
         stage = getattr(result, "stage", None) or getattr(result, "outcome", None)
         stage = getattr(stage, "value", stage) or "closed"
-        meter.create_counter(PAYMENTS_FINISHED, "payment workflows finished, by final stage").add(
-            1, {**labels, "stage": str(stage)})
+        self._count(PAYMENTS_FINISHED, {**labels, "stage": str(stage)})
         return result
