@@ -405,9 +405,11 @@ async def wait_quiet(limit: float, busy_below: float = 0.15, window: float = 3.0
             return busy
 
 
-async def bench(args: argparse.Namespace) -> dict:
-    # Measured as it ships: payloads encrypted (the embedded default makes a key on first run; the
-    # bench makes one per run unless the environment has one), passed on to the bench's workers.
+def prepare_run(args: argparse.Namespace) -> tuple[Path, str]:
+    """What every benchmark run does first (this one and ``--scale``): payloads encrypted as
+    shipped (the embedded default makes a key on first run; a bench run makes one unless the
+    environment has one, passed on to the bench's workers), quiet logs, the output folder.
+    Returns (output folder, time stamp)."""
     if not any(os.environ.get(k) for k in ("PAYMENTS_ENCRYPTION_KEYS",
                                            "PAYMENTS_ENCRYPTION_KEYS_FILE")) \
             and (os.environ.get("PAYMENTS_ENCRYPTION") or "auto").lower() != "off":
@@ -416,7 +418,11 @@ async def bench(args: argparse.Namespace) -> dict:
     logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return out_dir, datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
+async def bench(args: argparse.Namespace) -> dict:
+    out_dir, stamp = prepare_run(args)
     tag = uuid.uuid4().hex[:6]
     work = out_dir / f".bench-{stamp}-{tag}"
     work.mkdir()

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import logging
 import os
 import time
 import uuid
@@ -45,7 +44,7 @@ from bench.worker import FLOOR_SUFFIX
 from embedded import SQLITE_PRAGMAS, free_port, serve_asgi
 from endpoint.app import create_app as create_endpoint
 from endpoint.bkash_returns import ResultLinks
-from merchant_client.encryption import new_key_line, payments_data_converter
+from merchant_client.encryption import payments_data_converter
 from providers.bkash import BkashClient, BkashCredentials
 from sandbox.bkash import BkashSandboxConfig
 from sandbox.bkash import create_app as create_bkash_sandbox
@@ -190,11 +189,9 @@ async def run_path(st: Stack, path: str, n: int, caches: list, args, tag: str) -
         rec["history_final"] = await ph.history_sample(ctx, held, args.scale_sample,
                                                         streams=True)
         # A stream closes just after its payment (its last event delivered): wait for them too.
-        streams = await ph.wait_closed(
+        rec["notification_streams_closed"] = await ph.wait_count(
             ctx, ph.closed_query(tq, ("NotificationStream",)),
-            rec["notification_streams_open"] + rec["warm_up"], progress, stall_seconds=60,
-            rows=False)
-        rec["notification_streams_closed"] = len(streams)
+            rec["notification_streams_open"] + rec["warm_up"], progress, stall_seconds=60)
         if path == "workflow":
             rec["ledger"] = await ph.ledger_check(ctx, held, closed)
     finally:
@@ -321,16 +318,7 @@ async def _persistence(st: Stack):
 
 async def scale(args) -> dict:
     sizes, caches, paths = parse(args)
-    # Encrypted as shipped (bench/run.py does the same): a payload key for this run.
-    if not any(os.environ.get(k) for k in ("PAYMENTS_ENCRYPTION_KEYS",
-                                           "PAYMENTS_ENCRYPTION_KEYS_FILE")) \
-            and (os.environ.get("PAYMENTS_ENCRYPTION") or "auto").lower() != "off":
-        os.environ["PAYMENTS_ENCRYPTION_KEYS"] = new_key_line("bench")
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    out_dir, stamp = run.prepare_run(args)
     tag = uuid.uuid4().hex[:5]
     meta = {"started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": run.machine_facts(), "loadavg_before": procstat.loadavg(),

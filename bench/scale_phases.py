@@ -264,24 +264,27 @@ async def count(ctx: Ctx, query: str) -> int:
     return (await ctx.client.count_workflows(query)).count
 
 
-async def wait_closed(ctx: Ctx, query: str, expected: int, progress: Progress,
-                      stall_seconds: float = 300.0,
-                      rows: bool = True) -> dict[str, tuple[float, str, str]]:
-    """Wait until ``expected`` workflows match ``query`` (or nothing closed for ``stall_seconds``);
-    {workflow id: (close time, status, PaymentStage)} (``rows=False``: {index: ()}, the count)."""
+async def wait_count(ctx: Ctx, query: str, expected: int, progress: Progress,
+                     stall_seconds: float = 300.0) -> int:
+    """Wait until ``expected`` workflows match ``query`` (or nothing more matched for
+    ``stall_seconds``); the count."""
     last, changed = -1, time.monotonic()
     while True:
         closed = await count(ctx, query)
         progress.done = closed
         if closed >= expected:
-            break
+            return closed
         if closed != last:
             last, changed = closed, time.monotonic()
         elif time.monotonic() - changed > stall_seconds:
-            break
+            return closed
         await asyncio.sleep(1.0)
-    if not rows:
-        return {i: () for i in range(closed)}
+
+
+async def wait_closed(ctx: Ctx, query: str, expected: int, progress: Progress,
+                      stall_seconds: float = 300.0) -> dict[str, tuple[float, str, str]]:
+    """``wait_count``, then {workflow id: (close time, status, PaymentStage)}."""
+    await wait_count(ctx, query, expected, progress, stall_seconds)
     out = {}
     async for wf in ctx.client.list_workflows(query, page_size=1000):
         stage = wf.typed_search_attributes.get(sa.PAYMENT_STAGE) or ""
