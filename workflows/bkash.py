@@ -256,11 +256,11 @@ class BkashAuthCapture:
                 # We never sent it (no token): not a lost answer, so no query and no new payment
                 # (the customer would have to approve again). Wait for a token, then send it.
                 message = self._books.record_error(err)
-                token_deadline = token_deadline or workflow.now() + max(
-                    self._req.token_wait, self._req.approval_window)
+                token_wait = max(self._req.token_wait, self._req.approval_window)
+                token_deadline = token_deadline or workflow.now() + token_wait
                 if workflow.now() >= token_deadline:
                     self._detail = (f"execute was never sent: no bKash token within "
-                                    f"{self._req.token_wait} ({message}); no money moved")
+                                    f"{token_wait} ({message}); no money moved")
                     return BkashStage.EXPIRED
                 delay = min(retry_delay(err), token_deadline - workflow.now())
                 self._detail = (f"confirming with bKash: execute not sent yet (no bKash token); "
