@@ -34,6 +34,8 @@ clean:
 	rm -rf $(VENV) .data results
 
 # Re-record the saved histories the replay tests use (only when a change is deliberately versioned).
+# Recording encrypts with the committed test-only key tests/histories/test-payload-keys (not a
+# secret; tests/conftest.py), so the new histories are ciphertext every later session replays.
 histories: $(STAMP)
 	rm -f tests/histories/*.json
 	RECORD_HISTORIES=1 $(BIN)/python -m pytest -q tests/e2e tests/workflows/test_bkash_timers.py tests/workflows/test_monetix_timers.py

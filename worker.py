@@ -22,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 import runtime_exit
-from merchant_client.encryption import AesGcmCodec, load_keys
+from merchant_client.encryption import AesGcmCodec, load_keys, plaintext_warning
 from merchant_client.tracing import tracing_interceptors
 from worker_metrics import METRICS_SETTING, PaymentsMetrics, prometheus_runtime, token_call_counter
 from workflow_runner import payments_workflow_runner
@@ -204,6 +204,8 @@ def build_worker(client: Client, task_queue: str, activities: list, **kwargs) ->
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
+    if unencrypted := plaintext_warning():  # (the embedded default makes a key; it never gets here)
+        logging.warning(unencrypted)
     logging.info("merchant accounts: %s", describe_accounts(settings))
     bind = os.environ.get(METRICS_SETTING)
     runtime = prometheus_runtime(bind) if bind else None

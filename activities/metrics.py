@@ -1,6 +1,10 @@
-"""Provider calls by operation and outcome, with their latency, and refunds by outcome: an activity
-interceptor, so no activity repeats the bookkeeping. The outcome is ``ok`` or the error's kind
-(``BkashNoResponse``, ``MonetixDeclined``, …) — a few dozen values at most, never an id."""
+"""Provider calls by operation and outcome, with their latency: an activity interceptor, so no
+activity repeats the bookkeeping. The outcome is ``ok`` or the error's kind (``BkashNoResponse``,
+``MonetixDeclined``, …) — a few dozen values at most, never an id.
+
+Refunds are not counted here: a Monetix refund activity only learns that the refund is pending (its
+outcome comes by callback or the status request), so refunds_total is counted where the refunds
+ledger records each refund's final outcome (``workflows.metrics.count_refund``)."""
 
 from __future__ import annotations
 
@@ -12,22 +16,18 @@ from temporalio.common import MetricCounter, MetricHistogramFloat
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput
 
-from contracts.metrics import PROVIDER_CALL_LATENCY, PROVIDER_CALLS, REFUNDS
-from contracts.refunds import RefundActivity
-
-_REFUNDS = {RefundActivity.BKASH_REFUND.value: "bkash", RefundActivity.MONETIX_REFUND.value: "monetix"}
+from contracts.metrics import PROVIDER_CALL_LATENCY, PROVIDER_CALLS
 
 
 class ActivityMetrics:
     """One worker's instruments, each bound to its labels once and kept: the SDK makes a new meter
     for every activity attempt (``activity.metric_meter()``), and creating a counter and a histogram
     from it per attempt cost ~40 µs against ~1.5 µs for adding to bound ones (a Prometheus
-    runtime). The keys are the few label sets there are (operation × outcome, provider ×
-    outcome); one cache per worker, so a second worker on another Runtime has its own."""
+    runtime). The keys are the few label sets there are (operation × outcome); one cache per
+    worker, so a second worker on another Runtime has its own."""
 
     def __init__(self) -> None:
         self._calls: dict[tuple[str, ...], tuple[MetricCounter, MetricHistogramFloat]] = {}
-        self._refunds: dict[tuple[str, ...], MetricCounter] = {}
 
     def provider_call(self, info: activity.Info, outcome: str, seconds: float) -> None:
         key = (info.namespace, info.task_queue, info.activity_type, outcome)
@@ -44,15 +44,6 @@ class ActivityMetrics:
         counter.add(1)
         latency.record(seconds)
 
-    def refund(self, info: activity.Info, provider: str, status: str) -> None:
-        key = (info.namespace, info.task_queue, info.activity_type, provider, status)
-        counter = self._refunds.get(key)
-        if counter is None:
-            counter = self._refunds[key] = activity.metric_meter().create_counter(
-                REFUNDS, "refund calls, by provider and outcome").with_additional_attributes(
-                    {"provider": provider, "outcome": status})
-        counter.add(1)
-
 
 class ActivityMetricsInbound(ActivityInboundInterceptor):
     def __init__(self, next: ActivityInboundInterceptor,
@@ -65,7 +56,7 @@ class ActivityMetricsInbound(ActivityInboundInterceptor):
         started = time.monotonic()
         outcome = "ok"
         try:
-            result = await super().execute_activity(input)
+            return await super().execute_activity(input)
         except ApplicationError as err:
             outcome = err.type or "ApplicationError"
             raise
@@ -74,7 +65,3 @@ class ActivityMetricsInbound(ActivityInboundInterceptor):
             raise
         finally:
             self._metrics.provider_call(info, outcome, time.monotonic() - started)
-        if info.activity_type in _REFUNDS:
-            status = getattr(getattr(result, "status", None), "value", None) or "unknown"
-            self._metrics.refund(info, _REFUNDS[info.activity_type], str(status))
-        return result

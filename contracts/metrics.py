@@ -4,10 +4,18 @@ outcome, verdict — never a payment, invoice or customer."""
 
 from __future__ import annotations
 
+from contracts.bkash import WORKFLOW as BKASH_WORKFLOW
+from contracts.monetix import GATE_WORKFLOW, PAGE_WORKFLOW
+
 PAYMENTS_STARTED = "payments_started"
 PAYMENTS_FINISHED = "payments_finished"
 PROVIDER_CALLS = "provider_calls"
 PROVIDER_CALL_LATENCY = "provider_call_latency"
 REFUNDS = "refunds"
 TOKEN_CALLS = "bkash_token_calls"
+TOKEN_BUDGET = "bkash_token_budget_remaining"
 ENDPOINT_REQUESTS = "endpoint_requests"
+
+# What payments_started/finished count: the payments themselves, not the workflows around them
+# (refund ledgers, notification streams, reconciliation runs).
+PAYMENT_WORKFLOWS = frozenset({BKASH_WORKFLOW, GATE_WORKFLOW, PAGE_WORKFLOW})

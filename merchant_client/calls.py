@@ -4,7 +4,6 @@ errors turned into :class:`PaymentError`s a merchant can act on."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from typing import Any
 
 from temporalio.client import (
@@ -48,11 +47,14 @@ def workflow_account(account_id: str) -> str:
         raise PaymentError(str(exc)) from None
 
 
-def request_update_id(prefix: str, request: Model) -> str:
-    """A stable id per start request: a retried start (a timeout, a double click) is the same
-    update, so Temporal answers it once instead of piling up updates on one workflow."""
-    digest = hashlib.sha256(request.model_dump_json().encode()).hexdigest()[:24]
-    return f"{prefix}-{digest}"
+def start_update_id(prefix: str, amount_poisha: int) -> str:
+    """``approval_url-50000``: a retried start (a timeout, a double click) is the same update, so
+    Temporal answers it once instead of piling up updates on one workflow. Update ids are stored in
+    plain text (no codec reaches them), so the id holds only the update's name and the amount, never
+    anything taken from the request's personal fields (a hash of a name or an e-mail can be looked
+    up): it is unique per workflow id (the invoice), and a start for another amount is another
+    update, answered with the running payment's amount and refused below."""
+    return f"{prefix}-{amount_poisha}"
 
 
 async def start_with_update(client: Client, workflow: str, request: Model, *, workflow_id: str,
@@ -70,7 +72,7 @@ async def start_with_update(client: Client, workflow: str, request: Model, *, wo
             search_attributes=search, static_summary=summary)
         try:
             answer = await client.execute_update_with_start_workflow(
-                update, start_workflow_operation=op, id=request_update_id(update, request),
+                update, start_workflow_operation=op, id=start_update_id(update, amount_poisha),
                 result_type=result_type)
             break
         except RPCError as err:

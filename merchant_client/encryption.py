@@ -138,6 +138,22 @@ def load_keys(env: Mapping[str, str] | None = None) -> EncryptionKeys | None:
         f"600 keys) or {KEYS_SETTING}")
 
 
+def plaintext_warning(env: Mapping[str, str] | None = None) -> str | None:
+    """What a worker started without a key must tell its operator (README "Customer data"): under
+    the default ``auto`` it writes every payload in plain text, silently otherwise. None when it
+    encrypts (or a setting is wrong: :func:`load_keys` then stops the process)."""
+    env = os.environ if env is None else env
+    switch = (env.get(SWITCH_SETTING) or "auto").lower()
+    if switch == "on" or env.get(KEYS_SETTING) or env.get(KEYS_FILE_SETTING):
+        return None
+    why = (f"{SWITCH_SETTING}=off" if switch == "off" else
+           f"no {KEYS_FILE_SETTING} or {KEYS_SETTING} ({SWITCH_SETTING}=auto, the default)")
+    return (f"payload encryption is OFF: {why}, so this worker writes customers' names, e-mails, "
+            "IP addresses and account numbers to Temporal's histories in plain text. In "
+            f"production set {SWITCH_SETTING}=on and {KEYS_FILE_SETTING} (a process without the "
+            "key then refuses to start)")
+
+
 def payments_data_converter(env: Mapping[str, str] | None = None) -> DataConverter:
     """The data converter of every client and worker the project builds (worker, merchant client,
     CLI, endpoint, codec-aware tools, demo, bench, chaos, tests, replayer): one function, so none
@@ -218,13 +234,27 @@ class NoKeyCodec(PayloadCodec):
         return list(payloads)
 
 
+class PaymentsFailureConverter(DefaultFailureConverterWithEncodedAttributes):
+    """Failures' messages and stack traces encoded, except an :class:`UnknownKeyError`'s message:
+    it names key ids only (never key material, never customer data), and whoever looks at the stuck
+    workflow (Web UI, CLI) must read which key is missing without having that key."""
+
+    def to_failure(self, exception: BaseException, payload_converter, failure) -> None:
+        super().to_failure(exception, payload_converter, failure)
+        err: BaseException | None = exception
+        while err is not None and not isinstance(err, UnknownKeyError):
+            err = err.__cause__ or err.__context__
+        if err is not None:
+            failure.message = str(err)
+
+
 def data_converter(keys: EncryptionKeys | None) -> DataConverter:
     """The one data converter of every client and worker: pydantic JSON, encrypted when ``keys``
     are given, failures' messages and stack traces encoded too."""
     if keys is None:
         return dataclasses.replace(pydantic_data_converter, payload_codec=NoKeyCodec())
     return dataclasses.replace(pydantic_data_converter, payload_codec=AesGcmCodec(keys),
-                               failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
+                               failure_converter_class=PaymentsFailureConverter)
 
 
 if __name__ == "__main__":

@@ -210,6 +210,24 @@ class TokenManager:
         self._forget_old_calls()
         return len(self.state.calls)
 
+    @property
+    def token_calls_left(self) -> int | None:
+        """Grant/refresh calls left of the budget in the rolling hour, as this process knows it (the
+        worker's ``bkash_token_budget_remaining`` gauge); None when no budget is enforced."""
+        if self._calls_per_hour <= 0:
+            return None
+        return max(0, self._calls_per_hour - self.token_calls_last_hour)
+
+    async def learn_stored_calls(self) -> None:
+        """Take in the calls other processes sharing the store have recorded (only the calls; the
+        token is adopted where it is used), so ``token_calls_left`` counts theirs too."""
+        try:
+            stored = await self._store.load()
+        except Exception:  # noqa: BLE001 - for a gauge: what this process knows stands
+            return
+        if stored is not None:
+            self.state.calls = self.state.merged(stored).calls
+
     def _fresh(self) -> bool:
         # Due at refresh_after, or 5 minutes before expiry when bKash gives a shorter life.
         due = min(self.state.obtained_at + self._refresh_after, self.state.expires_at - 300)

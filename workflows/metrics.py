@@ -1,9 +1,13 @@
-"""Payments started and finished, counted by a workflow interceptor: no lifecycle code changes and no
-command changes (metrics are not commands). The SDK drops metrics while a workflow replays, so a
-payment is counted once, however often a worker rebuilds it.
+"""Payments started and finished, counted by a workflow interceptor, and refunds by final outcome,
+counted by the refunds ledger: no command changes (metrics are not commands). The SDK drops metrics
+while a workflow replays, so a payment or a refund is counted once, however often a worker rebuilds
+it.
 
-Labels: workflow (the lifecycle's name), provider, account (search attributes set at start by the
-merchant client) and, when it finishes, its final stage (the result's ``stage``)."""
+payments_started/finished count the payment workflows only (bKash auth-capture, Monetix Gate and
+Payment Page: ``contracts.metrics.PAYMENT_WORKFLOWS``), never the refund ledgers, notification
+streams or reconciliation runs around them. Labels: workflow (the lifecycle's name), provider,
+account (search attributes set at start by the merchant client) and, when it finishes, its final
+stage (the result's ``stage``, or ``outcome`` for Monetix)."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from temporalio.common import MetricCounter, SearchAttributeKey
 from temporalio.worker import ExecuteWorkflowInput, WorkflowInboundInterceptor
 
 from contracts.common import SearchAttribute
-from contracts.metrics import PAYMENTS_FINISHED, PAYMENTS_STARTED
+from contracts.metrics import PAYMENT_WORKFLOWS, PAYMENTS_FINISHED, PAYMENTS_STARTED, REFUNDS
 
 _PROVIDER = SearchAttributeKey.for_keyword(SearchAttribute.PAYMENT_PROVIDER.value)
 _ACCOUNT = SearchAttributeKey.for_keyword(SearchAttribute.PAYMENT_ACCOUNT.value)
@@ -27,6 +31,16 @@ def _labels() -> dict[str, str]:
     attrs = info.typed_search_attributes
     return {"workflow": info.workflow_type, "provider": attrs.get(_PROVIDER) or "unknown",
             "account": attrs.get(_ACCOUNT) or "default"}
+
+
+def count_refund(provider: str, outcome: str) -> None:
+    """One refund reached its final outcome (SUCCEEDED or FAILED) in its ledger, however that was
+    learnt: the bKash answer or refund status, the Monetix callback or status request. Called from
+    workflow code; a replay of the ledger records nothing (the SDK's replay-safe meter). A counter
+    made per refund is cheap next to the refund's own activities."""
+    workflow.metric_meter().create_counter(
+        REFUNDS, "refunds by provider and final outcome").with_additional_attributes(
+            {"provider": provider, "outcome": outcome}).add(1)
 
 
 class PaymentMetricsInbound(WorkflowInboundInterceptor):
@@ -52,10 +66,12 @@ class PaymentMetricsInbound(WorkflowInboundInterceptor):
         counter.add(1)
 
     async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+        if workflow.info().workflow_type not in PAYMENT_WORKFLOWS:
+            return await super().execute_workflow(input)
         labels = _labels()
         self._count(PAYMENTS_STARTED, labels)
         result = await super().execute_workflow(input)
-        # bKash results carry ``stage``, Monetix ones ``outcome``; a refunds ledger neither.
+        # bKash results carry ``stage``, Monetix ones ``outcome``.
         stage = getattr(result, "stage", None) or getattr(result, "outcome", None)
         stage = getattr(stage, "value", stage) or "closed"
         self._count(PAYMENTS_FINISHED, {**labels, "stage": str(stage)})

@@ -39,6 +39,7 @@ from contracts.refunds import (
 )
 from workflows import search_attributes as sa
 from workflows.bookkeeping import Bookkeeping, error_kind, error_message
+from workflows.metrics import count_refund
 from workflows.notifications import Notifier
 
 # A lost answer is resolved by refund status inside the activity, so retrying is safe; what the
@@ -326,6 +327,7 @@ class PaymentRefunds:
         record.detail = detail
         record.finished_at = workflow.now()
         self._recount()
+        count_refund(self._inp.provider.value, stage.value)  # a metric, not a command
         payment = self._payment
         self._notes.emit(
             EventType.REFUND_SUCCEEDED if stage is RefundStage.SUCCEEDED

@@ -1,19 +1,25 @@
 """`make demo` stops everything it started on SIGTERM and SIGINT (the dev server subprocess, the
 sandboxes, the endpoint, the worker), and `--keep` prints what another shell exports so
-`starter.py` reaches the running demo."""
+`starter.py` reaches the running demo; its payload key is 0600 beside the dev server's database and
+its Web UI decodes through the codec server (README "Customer data")."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import queue
 import re
 import shlex
 import signal
+import stat
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+import httpx
 
 import embedded
 from embedded import free_port
@@ -129,6 +135,36 @@ def starter(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
+def check_codec_wiring(demo: Demo, data_dir: Path, address: str, workflow_id: str) -> None:
+    """The key file 0600 beside the database; the Web UI's codec endpoint is the codec server's
+    /t/<token> URL, and a real history payload posted there as the UI posts it comes back decoded."""
+    key_file = data_dir / "payload-keys"
+    assert (data_dir / "temporal.db").exists() and key_file.is_file()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600, oct(key_file.stat().st_mode)
+    [codec_url] = [line.split()[2] for line in demo.lines if line.startswith("codec server:")]
+    token = (data_dir / "codec-token").read_text().strip()
+    ui = f"http://localhost:{demo.ui_port}"
+    settings = httpx.get(f"{ui}/api/v1/settings", timeout=30).json()
+    endpoint = settings["Codec"]["Endpoint"]
+    assert endpoint == f"{codec_url}/t/{token}", settings["Codec"]
+
+    shown = subprocess.run([str(Path(sys.executable).parent / "temporal"), "workflow", "show",
+                            "-w", workflow_id, "--address", address, "--output", "json"],
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    started = json.loads(shown.stdout)["events"][0]["workflowExecutionStartedEventAttributes"]
+    [payload] = started["input"]["payloads"]
+    assert base64.b64decode(payload["metadata"]["encoding"]) == b"binary/encrypted"
+    answer = httpx.post(f"{endpoint}/decode", json={"payloads": [payload]}, timeout=30,
+                        headers={"Origin": ui, "X-Namespace": "default"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["access-control-allow-origin"] == ui
+    [plain] = answer.json()["payloads"]
+    assert base64.b64decode(plain["metadata"]["encoding"]) == b"json/plain"
+    request = json.loads(base64.b64decode(plain["data"]))
+    assert workflow_id.removeprefix("monetix-") in json.dumps(request), request
+
+
 def test_keep_prints_the_exports_starter_needs_and_sigterm_stops_everything(tmp_path):
     demo = Demo(tmp_path, "--keep")
     try:
@@ -148,6 +184,7 @@ def test_keep_prints_the_exports_starter_needs_and_sigterm_stops_everything(tmp_
         assert listed.returncode == 0, listed
         ids = re.findall(r'"(monetix-DEMO-[^"]*)"', listed.stdout)
         assert len(ids) >= 6 and all(PLAIN_ID.match(i) for i in ids), listed.stdout
+        check_codec_wiring(demo, tmp_path, exports["TEMPORAL_ADDRESS"], ids[0])
         ports = demo.ports()
 
         assert demo.stop(signal.SIGTERM) == 128 + signal.SIGTERM, "\n".join(demo.lines)

@@ -3,20 +3,25 @@ dev server as anyone with access to the namespace would — raw, without the cod
 customers' names, e-mails, IP addresses, account or wallet numbers or payer references appears,
 nor does any secret; a provider failure whose message echoes the customer's account number is
 ciphertext too. Through the codec server (as the stock `temporal` CLI and the Web UI read it) the
-same histories decode to the full story. Search attributes and workflow ids carry no personal data.
+same histories decode to the full story. Search attributes, workflow ids and update ids (Temporal
+stores them unencoded) carry no personal data, nor a hash of any.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
+import re
 import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 from codec_server import create_app as create_codec_server
+from contracts.bkash import BkashOp
+from contracts.monetix import MonetixOp
 from embedded import serve_asgi
 from merchant_client.encryption import load_keys
 from sandbox.bkash.customer import DEFAULT_WALLET
@@ -42,6 +47,32 @@ def _payload_bytes(obj) -> list[bytes]:
         for value in obj:
             found += _payload_bytes(value)
     return found
+
+
+# The starts' update ids (merchant_client.calls.start_update_id): the update's name and the amount,
+# nothing else (they used to hash the whole request, the customer's name and e-mail included).
+STARTS = (BkashOp.APPROVAL_URL, MonetixOp.PAYMENT_INSTRUCTIONS, MonetixOp.PAYMENT_PAGE)
+START_UPDATE = re.compile(rf"({'|'.join(STARTS)})-\d+")
+
+
+def _update_ids(obj) -> list[str]:
+    """Every update id in a raw history's JSON (admitted, accepted, completed; protocol ids)."""
+    found = []
+    if isinstance(obj, dict):
+        found += [v for k, v in obj.items() if k in ("updateId", "protocolInstanceId")
+                  and isinstance(v, str)]
+        for value in obj.values():
+            found += _update_ids(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            found += _update_ids(value)
+    return found
+
+
+def _derived(value: str) -> list[str]:
+    """The value and what a hash of it would show in an id (hex digests and their 12-char heads)."""
+    digests = [hashlib.new(name, value.encode()).hexdigest() for name in ("sha256", "sha1", "md5")]
+    return [value, *digests, *(d[:12] for d in digests)]
 
 
 def _show(workflow_id: str, address: str, *codec: str) -> tuple[str, list[bytes]]:
@@ -96,6 +127,18 @@ async def test_raw_histories_hold_no_customer_data_and_decode_through_the_codec(
     assert leaks == [], leaks[:10]
     for text in attributes + ids:
         assert not any(v in text for v in PERSONAL), text
+
+    # Update ids are stored in plain text too: no personal value and no hash of one in any; a
+    # start's is only the update's name and the amount.
+    update_ids = {u for text, _ in histories for u in _update_ids(json.loads(text))}
+    starts = {u for u in update_ids if u.startswith(tuple(f"{name}-" for name in STARTS))}
+    assert {f"{MonetixOp.PAYMENT_INSTRUCTIONS}-{echo_req.amount_poisha}",
+            f"{BkashOp.APPROVAL_URL}-{bk.amount_poisha}"} <= starts, sorted(starts)[:10]
+    assert [u for u in starts if not START_UPDATE.fullmatch(u)] == []
+    derived = {v: _derived(v) for v in PERSONAL}
+    leaked_ids = [(u, v) for u in update_ids for v, forms in derived.items()
+                  if any(f.lower() in u.lower() for f in forms)]
+    assert leaked_ids == [], leaked_ids[:10]
 
     # Through the codec server, with its token: the full story (the customer, the echoed refusal).
     token = secrets.token_urlsafe(32)

@@ -66,6 +66,12 @@ async def record_history(handle, prefix: str) -> None:
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", test).strip("_")
         HISTORIES.mkdir(exist_ok=True)
         history = await handle.fetch_history()
+        # Saved histories are ciphertext under the committed test key (tests/conftest.py), so
+        # every later session can replay them; anything else would be unreadable or plain.
+        started = history.events[0].workflow_execution_started_event_attributes
+        key_ids = {p.metadata.get("encryption-key-id", b"").decode()
+                   for p in started.input.payloads}
+        assert key_ids <= {"test-histories"}, f"not recording a history written with {key_ids}"
         (HISTORIES / f"{prefix}__{name}.json").write_text(history.to_json())
 
 
