@@ -24,7 +24,13 @@ from temporalio.worker import Worker
 import runtime_exit
 from merchant_client.encryption import AesGcmCodec, load_keys, plaintext_warning
 from merchant_client.tracing import tracing_interceptors
-from worker_metrics import METRICS_SETTING, PaymentsMetrics, prometheus_runtime, token_call_counter
+from worker_metrics import (
+    METRICS_SETTING,
+    PaymentsMetrics,
+    prometheus_runtime,
+    token_call_counter,
+    TokenBudgets,
+)
 from workflow_runner import payments_workflow_runner
 
 from activities.bkash import BkashActivities
@@ -118,15 +124,20 @@ def describe_accounts(settings: Settings) -> str:
 
 
 def build_activities(settings: Settings, http: httpx.AsyncClient, *,
-                     meter: MetricMeter | None = None) -> list:
+                     meter: MetricMeter | None = None,
+                     token_budgets: TokenBudgets | None = None) -> list:
     """The activity objects, each holding its provider clients: one per merchant account, each
     bKash client with its own token manager and token store (README "Several merchant accounts").
-    ``meter``: where bKash token calls are counted (the worker's Runtime; README "Metrics")."""
-    bkash = BkashActivities({account: bkash_client(
+    ``meter``: where bKash token calls are counted (the worker's Runtime; README "Metrics");
+    ``token_budgets``: the gauge of each account's token budget, fed by its token manager."""
+    clients = {account: bkash_client(
         settings, a.credentials, http, a.paths,
-        on_token_call=token_call_counter(meter, account) if meter else None)
-        for account, a in settings.bkash_by_account().items()},
-                            link_secret=settings.link_secret.get_secret_value().encode())
+        on_token_call=token_call_counter(meter, account, token_budgets) if meter else None)
+        for account, a in settings.bkash_by_account().items()}
+    if token_budgets is not None:
+        for account, client in clients.items():
+            token_budgets.watch(account, client.tokens)
+    bkash = BkashActivities(clients, link_secret=settings.link_secret.get_secret_value().encode())
     acts = [bkash.create_payment, bkash.execute_payment, bkash.query_payment,
             bkash.capture_payment, bkash.void_payment, bkash.bkash_refund]
     timings = settings.notify_timings
@@ -217,10 +228,13 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with provider_http_client(settings.bkash_timeout_seconds) as http:
+    budgets = TokenBudgets(runtime.metric_meter) if runtime else None
+    async with provider_http_client(settings.bkash_timeout_seconds) as http, (
+            budgets.kept_current() if budgets else contextlib.nullcontext()):
         meter = client.service_client.config.runtime.metric_meter if runtime else None
         worker = build_worker(client, settings.task_queue,
-                              build_activities(settings, http, meter=meter),
+                              build_activities(settings, http, meter=meter,
+                                               token_budgets=budgets),
                               max_cached_workflows=settings.worker_cache_size,
                               sticky_queue_schedule_to_start_timeout=timedelta(
                                   seconds=settings.sticky_timeout_seconds))
