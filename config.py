@@ -87,6 +87,9 @@ class Settings(BaseModel):
     bkash_token_refresh_after_seconds: float = 50 * 60
     # The renewal lease on Redis: longer than one token call (the provider timeout).
     bkash_token_lease_seconds: float | None = None
+    # bKash's rolling hour for the token budget; shorter only for tests and the chaos run against
+    # the sandbox (BKASH_TOKEN_BUDGET_WINDOW_SECONDS), never against real bKash.
+    bkash_token_budget_window_seconds: float = 3600.0
     callback_base_url: str
     link_secret: SecretStr
     result_page_url: str | None = None
@@ -188,6 +191,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     numbers = {"BKASH_TIMEOUT_SECONDS": float, "PAYMENTS_MAX_AMOUNT_POISHA": int,
                "MONETIX_PROJECT_ID": int, "BKASH_TOKEN_REFRESH_AFTER_SECONDS": float,
                "BKASH_TOKEN_LEASE_SECONDS": float, "PAYMENTS_WORKER_CACHE_SIZE": int,
+               "BKASH_TOKEN_BUDGET_WINDOW_SECONDS": float,
                "PAYMENTS_STICKY_TIMEOUT_SECONDS": float}
     for name, kind in numbers.items():
         if name in values:
@@ -235,6 +239,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                 "BKASH_TOKEN_REFRESH_AFTER_SECONDS", 50 * 60)),
             bkash_token_lease_seconds=float(values["BKASH_TOKEN_LEASE_SECONDS"])
             if values.get("BKASH_TOKEN_LEASE_SECONDS") else None,
+            bkash_token_budget_window_seconds=float(values.get(
+                "BKASH_TOKEN_BUDGET_WINDOW_SECONDS", 3600)),
             bkash=BkashCredentials(**{field: values[name] for name, field in _BKASH_ENV.items()}),
             bkash_paths=paths,
             bkash_timeout_seconds=float(values.get("BKASH_TIMEOUT_SECONDS", 30)),

@@ -108,6 +108,7 @@ def bkash_client(settings: Settings, creds: BkashCredentials, http: httpx.AsyncC
     paths = paths or settings.bkash_paths
     tokens = TokenManager(http, creds, paths, timeout=settings.bkash_timeout_seconds,
                           refresh_after=settings.bkash_token_refresh_after_seconds,
+                          budget_window=settings.bkash_token_budget_window_seconds,
                           store=token_store_for(settings, creds), on_call=on_token_call)
     return BkashClient(http, creds, paths, timeout=settings.bkash_timeout_seconds, tokens=tokens)
 

@@ -8,7 +8,9 @@ worker is killed every --worker-kill-every seconds on average and is up at least
 seconds in between, the dev server and the endpoint are restarted every --server-restart-every /
 --endpoint-restart-every seconds (0: never). The customer's windows (bKash approval, Monetix
 transaction ID and clarification, an execute's wait for a token) are --customer-window seconds,
-and every budget of the run (merchant calls, the final wait) is sized from them."""
+and every budget of the run (merchant calls, the final wait) is sized from them.
+--token-budget-spent SECONDS: bKash's token hour lasts SECONDS at the sandbox and the worker, and
+payments have their token rejected while its two grant/refresh calls are spent (chaos/tokens.py)."""
 
 import argparse
 import shutil
@@ -48,6 +50,10 @@ def main() -> int:
     parser.add_argument("--customer-window", type=float, default=DEFAULTS.customer_window,
                         help="seconds: bKash approval window, Monetix transaction-ID and "
                              f"clarification windows (default {DEFAULTS.customer_window:g})")
+    parser.add_argument("--token-budget-spent", type=float, default=0.0, metavar="SECONDS",
+                        help="the spent-budget mode: bKash's rolling token hour (and lockout) "
+                             "last SECONDS (e.g. 60), and payments' tokens are rejected while "
+                             "its two grant/refresh calls are spent; 0: off (default)")
     parser.add_argument("--refund-share", type=float, default=0.5,
                         help="share of the payments meant to end captured / paid that get "
                              "refunds (default 0.5; 0: no refunds)")
@@ -59,7 +65,8 @@ def main() -> int:
                         worker_min_up=args.worker_min_up,
                         server_restart_every=args.server_restart_every,
                         endpoint_restart_every=args.endpoint_restart_every,
-                        customer_window=args.customer_window)
+                        customer_window=args.customer_window,
+                        token_budget_window=args.token_budget_spent)
     except ValueError as err:
         parser.error(str(err))
     workdir = Path(args.workdir)

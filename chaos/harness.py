@@ -11,8 +11,6 @@ and all share one Redis-backed bKash token store.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
 import random
 import secrets
 import tempfile
@@ -33,7 +31,7 @@ from chaos.pacing import Budgets, Pacing, ProcessFaults
 from chaos.processes import DevServer, Endpoint, WorkerProcess
 from chaos.refunds import RefundDeck, RefundPlan, drive_refunds
 from chaos.report import Report
-from chaos.tokens import TOKEN_EXPIRED, TokenBudget
+from chaos.tokens import BUDGET_SPENT, BUDGET_SPENT_CARDS, TOKEN_EXPIRED, TOKEN_FAULTS, TokenBudget
 from embedded import RedisServer, free_port, serve_asgi
 from sandbox.bkash import BkashSandboxConfig
 from sandbox.bkash import create_app as create_bkash_sandbox
@@ -139,7 +137,10 @@ class Chaos:
         self.report = Report(seed, count)
         self.payments: list[Payment] = []
         self.task_queue = f"chaos-{seed}-{int(time.time())}"
-        self.bkash_cfg = BkashSandboxConfig()
+        # The spent-budget mode: bKash's hour (and its lockout) last token_budget_window seconds.
+        w = self.pacing.token_budget_window
+        self.bkash_cfg = BkashSandboxConfig(**({"token_window_seconds": w, "lockout_seconds": w}
+                                               if w else {}))
         self.monetix_cfg = MonetixSandboxConfig()
         # The result links' secret, shared by the worker and the endpoint (one per run).
         self.link_secret = secrets.token_urlsafe(32)
@@ -147,11 +148,14 @@ class Chaos:
         # Faults are dealt from shuffled decks, so every kind appears once the run is long enough.
         self._decks: dict[str, list[str]] = {"bkash": [], "monetix": []}
         # Forced token expiries: at most (token_calls_per_hour - 1) an hour (chaos/tokens.py).
-        self.tokens = TokenBudget(self.bkash_cfg.token_calls_per_hour, self.budgets.end_wait)
+        self.tokens = TokenBudget(self.bkash_cfg.token_calls_per_hour, self.budgets.end_wait,
+                                  self.bkash_cfg.token_window_seconds)
+        self.bkash_kinds = [k for k in BKASH_FAULTS if k != TOKEN_EXPIRED] \
+            + [BUDGET_SPENT] * BUDGET_SPENT_CARDS if w else list(BKASH_FAULTS)
         self.workers: list[WorkerProcess] = []
         self.redis: RedisServer | None = None
 
-    def _deal(self, kind: str, faults: dict) -> str:
+    def _deal(self, kind: str, faults) -> str:
         deck = self._decks[kind]
         if not deck:
             deck.extend(faults)
@@ -204,7 +208,8 @@ class Chaos:
                     await fault_task
                 self.report.processes = faults.summary()
                 await self._wait_until_all_closed(timedelta(seconds=self.budgets.end_wait))
-                invariants = Invariants(self.client, self.bkash, self.monetix, self.report)
+                invariants = Invariants(self.client, self.bkash, self.monetix, self.report,
+                                        every_token_wait=bool(self.pacing.token_budget_window))
                 await invariants.check(self.payments)
                 await RefundInvariants(self.client, self.bkash, self.monetix,
                                        self.report).check(self.payments,
@@ -238,7 +243,9 @@ class Chaos:
                 "PAYMENTS_TASK_QUEUE": self.task_queue, "PAYMENTS_CALLBACK_BASE_URL": "http://x",
                 "BKASH_TOKEN_CACHE_FILE": str(self.workdir / "bkash-token.json"),
                 "PAYMENTS_LINK_SECRET": self.link_secret,
-                "PAYMENTS_ENCRYPTION_KEYS": self.payload_key, "PAYMENTS_ENCRYPTION": "on"}
+                "PAYMENTS_ENCRYPTION_KEYS": self.payload_key, "PAYMENTS_ENCRYPTION": "on",
+                **({"BKASH_TOKEN_BUDGET_WINDOW_SECONDS": str(b.token_window_seconds)}
+                   if self.pacing.token_budget_window else {})}
 
     def _host_env(self, env: dict[str, str], i: int) -> dict[str, str]:
         """Worker ``i``'s environment: one worker keeps the run's token file; several are hosts,
@@ -252,15 +259,15 @@ class Chaos:
     def _plan(self, i: int) -> Payment:
         start_at = self.rng.uniform(0, self.pacing.spread(self.count))
         if i % 2 == 0:
-            fault = self._deal("bkash", BKASH_FAULTS)
+            fault = self._deal("bkash", self.bkash_kinds)
             while fault == TOKEN_EXPIRED and not self.tokens.fits(start_at):
-                fault = self._deal("bkash", BKASH_FAULTS)  # this hour's forced expiry is dealt
+                fault = self._deal("bkash", self.bkash_kinds)  # this hour's expiry is dealt
             if fault == TOKEN_EXPIRED:
                 self.tokens.plan(start_at)
             p = Payment("bkash", f"CHAOS-{self.seed}-{i}", fault,
                         self.rng.choice(BKASH_CUSTOMER), self.rng.choice(BKASH_DECISION))
             if fault == "bkash: customer closes the tab after approving" or \
-                    fault.startswith("bkash: execute") or fault == "bkash: token expired mid-flow" \
+                    fault.startswith("bkash: execute") or fault in TOKEN_FAULTS \
                     or fault == "bkash: customer's return repeated":
                 p.customer = "approve"
             if fault in ("bkash: capture answer lost after commit", "bkash: capture 5xx",
@@ -311,13 +318,17 @@ class Chaos:
                                   callback_base_url=self.endpoint.url, approval_window=window,
                                   hold_deadline=timedelta(seconds=self.pacing.hold_deadline),
                                   provider_timeout=timedelta(seconds=PROVIDER_TIMEOUT),
-                                  token_wait=window)
+                                  token_wait=timedelta(seconds=self.pacing.token_wait))
         if p.fault == TOKEN_EXPIRED:
             await self.tokens.expire_at_execute(self.bkash, p, self.report)
         asked = time.monotonic()
-        url = await retrying("start", lambda: start_payment(self.client, req,
-                                                             task_queue=self.task_queue),
-                             budget=self.budgets.start)
+
+        def start():
+            return retrying("start", lambda: start_payment(self.client, req,
+                                                           task_queue=self.task_queue),
+                            budget=self.budgets.start)
+        url = await (self.tokens.spend_then_reject(self.bkash, p, start)
+                     if p.fault == BUDGET_SPENT else start())
         p.started = True
         late = time.monotonic() - asked
         if late > self.pacing.customer_window - LATE_PAGE_MARGIN and p.customer != "abandon":
@@ -327,7 +338,7 @@ class Chaos:
             p.notes.append(f"customer left: the bKash page came {late:.0f} s after the start")
             self.report.late_pages += 1
             p.customer = "abandon"
-        if p.fault != TOKEN_EXPIRED:
+        if p.fault not in TOKEN_FAULTS:
             await self._fault(self.bkash, p, BKASH_FAULTS, {"paymentID": url.payment_id})
         try:
             if p.customer == "approve":
@@ -442,18 +453,5 @@ async def run_chaos(seed: int, count: int, *, workdir: Path | None = None,
     chaos = Chaos(seed, count, workdir, pacing=pacing, refund_share=refund_share,
                   refund_kinds=refund_kinds)
     report = await chaos.run()
-    (workdir / "report.json").write_text(json.dumps({
-        "seed": seed, "count": count, "seconds": report.seconds,
-        "pacing": dataclasses.asdict(chaos.pacing), "budgets": dataclasses.asdict(chaos.budgets),
-        "processes": report.processes, "token_calls": report.token_calls,
-        "injected": report.injected, "survived": report.survived,
-        "outcomes": report.outcomes, "violations": report.violations,
-        "refunds": report.refunds,
-        "notes": {p.key: p.notes for p in chaos.payments if p.notes},
-        "refund_plans": {p.key: {"kind": p.refund.kind, "captured_poisha": p.refund.captured_poisha,
-                                 "notes": p.refund.notes,
-                                 "steps": [{"refund_id": s.refund_id, "amount_poisha": s.amount_poisha,
-                                            "expect": s.expect, "outcome": s.outcome,
-                                            "detail": s.detail} for s in p.refund.steps]}
-                         for p in chaos.payments if p.refund and p.refund.executed}}, indent=2))
+    report.write_json(workdir / "report.json", chaos)
     return report

@@ -21,6 +21,7 @@ from sandbox.bkash.admin import BkashSandboxAdmin
 from sandbox.monetix.admin import MonetixSandboxAdmin
 
 from chaos.refunds import REFUSED
+from chaos.tokens import TOKEN_FAULTS, token_wait
 
 if TYPE_CHECKING:
     from chaos.harness import Payment, Report
@@ -32,8 +33,11 @@ class Invariants:
     without one counts as having survived its fault."""
 
     def __init__(self, client: Client, bkash: BkashSandboxAdmin, monetix: MonetixSandboxAdmin,
-                 report: Report) -> None:
+                 report: Report, *, every_token_wait: bool = False) -> None:
         self.client, self.bkash, self.monetix, self.report = client, bkash, monetix, report
+        # Which bKash payments' timelines are read for a wait for a token: every one (the
+        # spent-budget mode), or those whose token a fault rejected (none other can meet it).
+        self.every_token_wait = every_token_wait
 
     async def check(self, payments: list[Payment]) -> None:
         for p in payments:
@@ -96,6 +100,8 @@ class Invariants:
         v.extend(bkash_amount_violations(p, ledger))
         v.extend(approval_violations(p.key, await self.bkash.payments(p.key), authorizations,
                                      stage, res.detail))
+        if self.every_token_wait or p.fault in TOKEN_FAULTS:
+            await token_wait(self.client, p, stage, self.report)
 
     async def check_monetix(self, p: Payment) -> None:
         res = await self.result(p, purchase_result)

@@ -30,6 +30,9 @@ RECOVERY_SECONDS = 45.0
 # STATUS_MIN_DELAY); a window's end asks it up to 3 times, 10 s apart.
 MONETIX_STATUS_DELAY = 10.0
 MONETIX_WINDOW_POLLS = 3
+# The spent-budget mode: an execute waits until the window's oldest call leaves it, at most the
+# window; the payment's token_wait allows that and this much more (a worker restart, the retry).
+TOKEN_WAIT_MARGIN = 15.0
 
 
 @dataclass(frozen=True)
@@ -50,10 +53,22 @@ class Pacing:
     hold_deadline: float = 15.0        # bKash: the merchant's service decision
     instructions_wait: float = 5.0     # Monetix: callbacks before the status request
     final_callback_wait: float = 3.0
+    # The spent-budget mode (chaos/tokens.py): bKash's rolling hour and its lockout are this many
+    # seconds, at the sandbox and the worker alike; 0: off (the real hour).
+    token_budget_window: float = 0.0
 
     def __post_init__(self) -> None:
         if self.start_rate <= 0 or self.workers < 1 or self.customer_window <= 0:
             raise ValueError("start rate and customer window must be positive, workers ≥ 1")
+        if self.token_budget_window < 0:
+            raise ValueError("--token-budget-spent must be a number of seconds (0: off)")
+
+    @property
+    def token_wait(self) -> float:
+        """How long an execute not sent for want of a token waits for one (token_wait)."""
+        if not self.token_budget_window:
+            return self.customer_window
+        return max(self.customer_window, self.token_budget_window + TOKEN_WAIT_MARGIN)
         if self.worker_kill_every and self.worker_min_up <= 0:
             raise ValueError("--worker-min-up must be positive: a worker needs time to work")
 
@@ -77,15 +92,15 @@ class Budgets:
         settle = provider_timeout * 3 + 5    # capture / void start-to-close
         window = pacing.customer_window
         # bKash, worst path: every create's approval window and its execute + query, an execute
-        # waiting for a token (token_wait = the window), the hold deadline, a settle retried.
-        bkash = (max_create_attempts * (window + 3 * call) + window + pacing.hold_deadline
-                 + 3 * settle)
+        # waiting for a token (token_wait), the hold deadline, a settle retried.
+        bkash = (max_create_attempts * (window + 3 * call) + pacing.token_wait
+                 + pacing.hold_deadline + 3 * settle)
         # Monetix, worst path: instructions, a clarification window, the transaction-ID window,
         # the final callback's wait, the window-end status requests.
         monetix = (pacing.instructions_wait + 2 * window + pacing.final_callback_wait
                    + MONETIX_STATUS_DELAY + MONETIX_WINDOW_POLLS * (call + 10))
         return cls(start=window + RECOVERY_SECONDS,
-                   stage=window + 3 * call + RECOVERY_SECONDS,
+                   stage=max(window, pacing.token_wait) + 3 * call + RECOVERY_SECONDS,
                    end_wait=max(bkash, monetix) + RECOVERY_SECONDS,
                    refunds=max(90.0, 2 * RECOVERY_SECONDS + 6 * call))
 

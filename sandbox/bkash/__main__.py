@@ -36,6 +36,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="grant+refresh calls allowed per rolling hour before lockout (0 = unlimited)")
     p.add_argument("--lockout-seconds", type=float,
                    default=float(_env("LOCKOUT_SECONDS", _DEFAULTS.lockout_seconds)))  # type: ignore[arg-type]
+    p.add_argument("--token-window-seconds", type=float,
+                   default=float(_env("TOKEN_WINDOW_SECONDS", _DEFAULTS.token_window_seconds)),  # type: ignore[arg-type]
+                   help="the rolling window those calls are counted in (bKash: 3600; shorter "
+                        "only for tests, with the worker's BKASH_TOKEN_BUDGET_WINDOW_SECONDS)")
     p.add_argument("--settle-error-envelope", choices=["statusCode", "errorCode"],
                    default=_env("SETTLE_ERROR_ENVELOPE", _DEFAULTS.settle_error_envelope))
     p.add_argument("--query-reports-page-outcome", action="store_true",
@@ -53,6 +57,7 @@ def config_from(args: argparse.Namespace) -> BkashSandboxConfig:
         app_key=args.app_key, app_secret=args.app_secret, username=args.username,
         password=args.password, api_version=args.api_version, public_base_url=args.public_base_url,
         token_calls_per_hour=args.token_calls_per_hour, lockout_seconds=args.lockout_seconds,
+        token_window_seconds=args.token_window_seconds,
         settle_error_envelope=args.settle_error_envelope,
         query_reports_page_outcome=args.query_reports_page_outcome,
         authorization_hold_seconds=args.authorization_hold_seconds)

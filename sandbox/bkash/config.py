@@ -24,6 +24,9 @@ class BkashSandboxConfig(BaseModel):
     # grant + refresh calls per credential set in a rolling hour; 0 switches the limit off.
     token_calls_per_hour: int = Field(2, ge=0)
     lockout_seconds: float = Field(3600, ge=0)
+    # The rolling window those calls are counted in: an hour at bKash. Shorter only for tests and
+    # the chaos run (with the worker's BKASH_TOKEN_BUDGET_WINDOW_SECONDS set to match).
+    token_window_seconds: float = Field(3600, gt=0)
     # The void page documents errorCode/errorMessage while every logged tokenized call uses
     # statusCode/statusMessage (§8.3, §15.5); clients must parse both.
     settle_error_envelope: Literal["statusCode", "errorCode"] = "statusCode"

@@ -15,7 +15,6 @@ FORBIDDEN = "Forbidden"
 # The response a blocked caller receives is unknown (§3.2: "The response a blocked caller receives
 # is **unknown**"). HTTP 429 with a gateway-style body is this sandbox's guess.
 BLOCKED = "Too many token requests: blocked for one hour"
-_HOUR = 3600.0
 
 
 @dataclass
@@ -98,7 +97,8 @@ class TokenAuthority:
         if use.blocked_until is not None and now < use.blocked_until:
             raise GatewayError(429, BLOCKED)
         limit = self.config.token_calls_per_hour
-        use.recent_calls = [t for t in use.recent_calls if t > now - _HOUR] + [now]
+        window = self.config.token_window_seconds  # bKash's rolling hour
+        use.recent_calls = [t for t in use.recent_calls if t > now - window] + [now]
         self.counted_calls.append(now)
         if limit and len(use.recent_calls) > limit:
             use.blocked_until = now + self.config.lockout_seconds

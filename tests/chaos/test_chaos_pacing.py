@@ -11,7 +11,12 @@ import time
 from chaos.harness import Chaos
 from chaos.invariants import approval_violations
 from chaos.pacing import Budgets, Pacing, ProcessFaults
-from chaos.tokens import TOKEN_EXPIRED, most_in_an_hour, token_budget_violations
+from chaos.tokens import (
+    BUDGET_SPENT,
+    TOKEN_EXPIRED,
+    most_in_an_hour,
+    token_budget_violations,
+)
 
 
 def planned(tmp_path, count: int, pacing: Pacing | None = None):
@@ -137,6 +142,84 @@ def test_the_token_budget_invariant_counts_rolling_hours():
                                         "blocked_until": t + 3600}, 2)) == 2
     assert token_budget_violations({"token_calls": [t, t + 1, t + 2], "blocked_until": None},
                                    0) == []
+
+
+def test_the_spent_budget_mode_deals_rejected_tokens_to_approving_customers(tmp_path):
+    chaos, plans = planned(tmp_path, 200, Pacing(customer_window=15.0, token_budget_window=30.0))
+    spent = [p for p in plans if p.fault == BUDGET_SPENT]
+    # It replaces the forced expiry (whose re-grant at execute would race the spending), dealt
+    # three times a deck: ~3 of 13 bKash payments; each customer approves.
+    assert not [p for p in plans if p.fault == TOKEN_EXPIRED]
+    assert 15 <= len(spent) <= 30 and {p.customer for p in spent} == {"approve"}
+    # The sandbox's hour and lockout, the worker's window and the payments' wait all match.
+    assert chaos.bkash_cfg.token_window_seconds == chaos.bkash_cfg.lockout_seconds == 30.0
+    assert chaos.tokens.window == 30.0
+    chaos.server = off_server = type("Server", (), {"address": "localhost:7233"})()
+    env = chaos._env("http://b", "http://m")
+    assert env["BKASH_TOKEN_BUDGET_WINDOW_SECONDS"] == "30.0"
+    assert chaos.pacing.token_wait > 30.0 and chaos.budgets.stage > chaos.pacing.token_wait
+    # Off by default: the real hour, no window setting for the worker.
+    off, _ = planned(tmp_path, 10)
+    off.server = off_server
+    assert off.bkash_cfg.token_window_seconds == 3600.0 and off.tokens.window == 3600.0
+    assert "BKASH_TOKEN_BUDGET_WINDOW_SECONDS" not in off._env("http://b", "http://m")
+
+
+def test_the_token_budget_invariant_uses_the_configured_window():
+    t = 1_800_000_000.0
+    assert most_in_an_hour([t, t + 10, t + 25], window=20.0) == 2
+    assert token_budget_violations({"token_calls": [t, t + 10, t + 25], "blocked_until": None},
+                                   2, window=20.0) == []
+    [v] = token_budget_violations({"token_calls": [t, t + 10, t + 19], "blocked_until": None},
+                                  2, window=20.0)
+    assert "3 grant/refresh calls in one rolling 20 s window" in v
+
+
+async def test_a_short_token_window_at_the_sandbox_and_the_worker_alike(monkeypatch):
+    """The chaos knob end to end without servers: the worker's setting reaches its token manager,
+    which refuses a third call within the window itself (the sandbox would block the merchant)
+    and asks for a wait that ends when the window's first call leaves it."""
+    import httpx
+
+    import worker
+    from config import load_settings
+    from providers.bkash import BkashCredentials, BkashPaths
+    from providers.bkash_errors import BkashTokenRateLimited
+    from sandbox.bkash import BkashSandboxConfig, create_app
+
+    now = [1_800_000_000.0]
+    cfg = BkashSandboxConfig(token_window_seconds=20.0, lockout_seconds=20.0)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(create_app(cfg, clock=lambda: now[0])),
+                             base_url="http://sandbox")
+    creds = BkashCredentials(base_url="http://sandbox/v1.2.0-beta", app_key=cfg.app_key,
+                             app_secret=cfg.app_secret, username=cfg.username,
+                             password=cfg.password)
+    settings = load_settings({
+        "BKASH_BASE_URL": creds.base_url, "BKASH_APP_KEY": cfg.app_key,
+        "BKASH_APP_SECRET": cfg.app_secret, "BKASH_USERNAME": cfg.username,
+        "BKASH_PASSWORD": cfg.password, "PAYMENTS_CALLBACK_BASE_URL": "http://shop",
+        "PAYMENTS_LINK_SECRET": "x" * 32, "BKASH_TOKEN_CACHE_FILE": "",
+        "BKASH_TOKEN_BUDGET_WINDOW_SECONDS": "20"})
+    assert settings.bkash_token_budget_window_seconds == 20.0
+    tokens = worker.bkash_client(settings, creds, http, BkashPaths()).tokens
+    monkeypatch.setattr(tokens, "_clock", lambda: now[0])
+    first = await tokens.token()
+    now[0] += 5
+    second = await tokens.replace(first)  # the budget's second call
+    now[0] += 5
+    try:
+        await tokens.replace(second)
+        raise AssertionError("a third token call within the window was sent")
+    except BkashTokenRateLimited as err:
+        assert err.retry_after is not None and 9 <= err.retry_after.total_seconds() <= 10
+    now[0] += 10.5  # the first call has left the window
+    assert await tokens.replace(second) not in (first, second)
+    stats = (await http.get("/admin/stats")).json()
+    assert stats["blocked_until"] is None and len(stats["token_calls"]) == 3
+    assert token_budget_violations(stats, 2, window=20.0) == []
+    # The same three calls within bKash's real hour would have been one too many.
+    assert token_budget_violations(stats, 2) != []
+    await http.aclose()
 
 
 async def test_a_refund_kill_rides_the_workers_next_paced_kill():
