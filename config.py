@@ -104,6 +104,11 @@ class Settings(BaseModel):
     # PAYMENTS_STICKY_TIMEOUT_SECONDS: after this a workflow task waiting for the worker that has
     # the payment cached goes to any worker (a dead worker's payments move on after it).
     sticky_timeout_seconds: float = 3.0
+    # The payments_stalled gauge (README "Metrics"): payments resting in one of these stages longer
+    # than PAYMENTS_STALL_AFTER_SECONDS, counted every PAYMENTS_STALL_CHECK_SECONDS.
+    stall_stages: tuple[str, ...] = ("CAPTURING", "VOIDING", "REFUNDING")
+    stall_after_seconds: float = 900.0
+    stall_check_seconds: float = 60.0
     # Where reconciliation writes its JSON and CSV reports (PAYMENTS_RECONCILIATION_DIR).
     reconciliation_dir: str = DEFAULT_REPORT_DIR
 
@@ -192,7 +197,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                "MONETIX_PROJECT_ID": int, "BKASH_TOKEN_REFRESH_AFTER_SECONDS": float,
                "BKASH_TOKEN_LEASE_SECONDS": float, "PAYMENTS_WORKER_CACHE_SIZE": int,
                "BKASH_TOKEN_BUDGET_WINDOW_SECONDS": float,
-               "PAYMENTS_STICKY_TIMEOUT_SECONDS": float}
+               "PAYMENTS_STICKY_TIMEOUT_SECONDS": float, "PAYMENTS_STALL_AFTER_SECONDS": float,
+               "PAYMENTS_STALL_CHECK_SECONDS": float}
     for name, kind in numbers.items():
         if name in values:
             try:
@@ -200,6 +206,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                     raise ValueError
             except ValueError:
                 problems.append(f"{name} must be a positive number")
+    problems += _stall_stage_problems(values)
     if problems:
         raise ConfigError(problems)
 
@@ -254,6 +261,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             reconciliation_dir=values.get(REPORT_DIR_SETTING) or DEFAULT_REPORT_DIR,
             worker_cache_size=int(values.get("PAYMENTS_WORKER_CACHE_SIZE", 1000)),
             sticky_timeout_seconds=float(values.get("PAYMENTS_STICKY_TIMEOUT_SECONDS", 3.0)),
+            stall_stages=_stall_stages(values),
+            stall_after_seconds=float(values.get("PAYMENTS_STALL_AFTER_SECONDS", 900)),
+            stall_check_seconds=float(values.get("PAYMENTS_STALL_CHECK_SECONDS", 60)),
         )
     except ValidationError as exc:
         raise ConfigError([f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
@@ -265,6 +275,25 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def _stall_stage_problems(values: Mapping[str, str]) -> list[str]:
+    from merchant_client.stalled import WATCHABLE_STAGES
+
+    unknown = [s for s in _stall_stages(values) if s not in WATCHABLE_STAGES]
+    if not unknown:
+        return []
+    return [f"PAYMENTS_STALL_STAGES: {', '.join(unknown)} is not a stage a payment or refund "
+            f"ledger rests in; use some of {', '.join(sorted(WATCHABLE_STAGES))}"]
+
+
+def _stall_stages(values: Mapping[str, str]) -> tuple[str, ...]:
+    from merchant_client.stalled import DEFAULT_STAGES
+
+    raw = values.get("PAYMENTS_STALL_STAGES")
+    if raw is None:
+        return DEFAULT_STAGES
+    return tuple(s.strip().upper() for s in raw.split(",") if s.strip())
 
 
 def _positive(value: str) -> bool:

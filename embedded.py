@@ -137,8 +137,7 @@ async def ensure_search_attributes(client) -> None:
 
     known = await client.operator_service.list_search_attributes(
         ListSearchAttributesRequest(namespace=client.namespace))
-    missing = {a.value: (IndexedValueType.INDEXED_VALUE_TYPE_INT if a.kind == "Int"
-                         else IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD)
+    missing = {a.value: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{a.kind.upper()}")
                for a in SearchAttribute if a.value not in known.custom_attributes}
     if missing:
         await client.operator_service.add_search_attributes(AddSearchAttributesRequest(

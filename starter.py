@@ -36,6 +36,7 @@ import argparse
 import json
 import re
 import sys
+from datetime import timedelta
 
 from pydantic import ValidationError
 
@@ -65,6 +66,7 @@ from merchant_client import (
     submit_transaction_id,
 )
 from merchant_client.listing import stage_for
+from merchant_client.stalled import DEFAULT_STAGES, check_stages, list_stalled
 from merchant_client.notifications import notifications_of, replay_event, undelivered_events
 from merchant_client.reconciliation_cli import (
     add_reconcile_parser,
@@ -208,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="list payments, optionally by stage")
     lst.add_argument("--stage", help="e.g. authorized, captured, awaiting_transaction_id (any case)")
     lst.add_argument("--provider", default="bkash", choices=["bkash", "monetix"])
+    stl = sub.add_parser("stalled", help="payments resting in CAPTURING, VOIDING or REFUNDING "
+                         "(or --stage) longer than --older-than-minutes: what payments_stalled counts")
+    stl.add_argument("--stage", action="append",
+                     help="a resting stage (repeatable); default CAPTURING, VOIDING, REFUNDING")
+    stl.add_argument("--older-than-minutes", type=float, default=15.0,
+                     help="resting longer than this (default 15, as PAYMENTS_STALL_AFTER_SECONDS)")
     for name, text in (("gate-pay", "Monetix: start a Gate purchase, print the instructions"),
                        ("page-url", "Monetix: start a Payment Page purchase, print its URL")):
         p = sub.add_parser(name, help=text)
@@ -304,6 +312,11 @@ async def _main(argv: list[str]) -> int:
             raise PaymentError(str(exc)) from None
         if args.command == "list" and args.stage:
             args.stage = stage_for(args.provider, args.stage)  # refused before connecting
+        if args.command == "stalled":
+            args.stage = check_stages(args.stage or DEFAULT_STAGES)
+            if not args.older_than_minutes > 0:
+                raise PaymentError(f"--older-than-minutes {args.older_than_minutes:g}: must be "
+                                   "more than 0")
         # Requests are validated before connecting: bad input is named before anything is sent.
         request = (bkash_request(args, settings) if args.command == "pay" else
                    monetix_request(args, settings, gate=args.command == "gate-pay")
@@ -328,6 +341,10 @@ async def _main(argv: list[str]) -> int:
             print((await payment_state(client, args.invoice, **account)).model_dump_json(indent=2))
         elif args.command == "list":
             for row in await list_payments(client, args.stage, args.provider, listed_account):
+                print(json.dumps(row))
+        elif args.command == "stalled":
+            for row in await list_stalled(client, args.stage,
+                                          timedelta(minutes=args.older_than_minutes)):
                 print(json.dumps(row))
         elif args.command == "gate-pay":
             shown = await start_gate_purchase(client, request, task_queue=settings.task_queue)

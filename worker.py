@@ -22,12 +22,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 import runtime_exit
+from merchant_client.stalled import watch_stalled
 from merchant_client.encryption import AesGcmCodec, load_keys, plaintext_warning
 from merchant_client.tracing import tracing_interceptors
 from worker_metrics import (
     METRICS_SETTING,
     PaymentsMetrics,
     prometheus_runtime,
+    stalled_gauge,
     token_call_counter,
     TokenBudgets,
 )
@@ -213,6 +215,24 @@ def build_worker(client: Client, task_queue: str, activities: list, **kwargs) ->
                   graceful_shutdown_timeout=timedelta(seconds=30), **kwargs)
 
 
+@contextlib.asynccontextmanager
+async def watching_stalled(client: Client, settings: Settings, meter: MetricMeter | None,
+                           stop: asyncio.Event) -> AsyncIterator[None]:
+    """With metrics on, the payments_stalled gauge is kept by a count every
+    PAYMENTS_STALL_CHECK_SECONDS (merchant_client/stalled.py)."""
+    if meter is None or not settings.stall_stages:
+        yield
+        return
+    task = asyncio.create_task(watch_stalled(
+        client, settings.stall_stages, timedelta(seconds=settings.stall_after_seconds),
+        timedelta(seconds=settings.stall_check_seconds), stalled_gauge(meter), stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
@@ -239,7 +259,7 @@ async def main() -> None:
                               max_cached_workflows=settings.worker_cache_size,
                               sticky_queue_schedule_to_start_timeout=timedelta(
                                   seconds=settings.sticky_timeout_seconds))
-        async with worker:
+        async with worker, watching_stalled(client, settings, meter, stop):
             logging.info("worker polling task queue %r; Ctrl-C to stop", settings.task_queue)
             await stop.wait()
             logging.info("shutting down: finishing in-flight activities (up to 30 s)")

@@ -20,7 +20,7 @@ from temporalio.worker import (
 )
 
 from activities.metrics import ActivityMetrics, ActivityMetricsInbound
-from contracts.metrics import TOKEN_BUDGET, TOKEN_CALLS
+from contracts.metrics import PAYMENTS_STALLED, TOKEN_BUDGET, TOKEN_CALLS
 from workflows.metrics import PaymentMetricsInbound
 
 if TYPE_CHECKING:
@@ -107,3 +107,17 @@ class TokenBudgets:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+
+def stalled_gauge(meter: MetricMeter) -> Callable[[str, int], None]:
+    """``payments_stalled{stage}``: running payments resting in a stage that should last seconds
+    (CAPTURING, VOIDING, REFUNDING) for longer than PAYMENTS_STALL_AFTER_SECONDS. Every worker
+    counts the whole namespace: alert on ``max`` across workers."""
+    gauge = meter.create_gauge(PAYMENTS_STALLED, "payments resting in a stage longer than the "
+                               "stall threshold (PAYMENTS_STALL_AFTER_SECONDS), by stage")
+
+    def record(stage: str, count: int) -> None:
+        gauge.set(count, {"stage": stage})
+
+    return record

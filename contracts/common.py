@@ -68,10 +68,18 @@ class SearchAttribute(StrEnum):
     NOTIFICATIONS_UNDELIVERED = "NotificationsUndelivered"
     # A reconciliation run's divergences between the provider and the project (Int).
     RECONCILIATION_DIVERGENCES = "ReconciliationDivergences"
+    # When the payment entered the PaymentStage it shows (Datetime): a payment resting in a stage
+    # that should last seconds (CAPTURING, VOIDING, REFUNDING) for longer is stalled (README
+    # "Metrics": payments_stalled). Set with the stage, by the merchant client at start and by the
+    # workflow at each stage upsert.
+    PAYMENT_STAGE_SINCE = "PaymentStageSince"
 
     @property
     def kind(self) -> str:
-        """The Temporal search-attribute type: Keyword, except the counts and totals (Int)."""
+        """The Temporal search-attribute type: Keyword, except the counts and totals (Int) and
+        the stage's time (Datetime)."""
+        if self is SearchAttribute.PAYMENT_STAGE_SINCE:
+            return "Datetime"
         return "Int" if self in _INT_ATTRIBUTES else "Keyword"
 
 

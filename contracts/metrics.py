@@ -15,6 +15,9 @@ REFUNDS = "refunds"
 TOKEN_CALLS = "bkash_token_calls"
 TOKEN_BUDGET = "bkash_token_budget_remaining"
 ENDPOINT_REQUESTS = "endpoint_requests"
+# Running payments resting in a stage that should last seconds for longer than the setting
+# (merchant_client/stalled.py), by stage: a gauge the worker sets from visibility.
+PAYMENTS_STALLED = "payments_stalled"
 
 # What payments_started/finished count: the payments themselves, not the workflows around them
 # (refund ledgers, notification streams, reconciliation runs).

@@ -4,6 +4,7 @@ errors turned into :class:`PaymentError`s a merchant can act on."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timezone
 from typing import Any
 
 from temporalio.client import (
@@ -26,16 +27,21 @@ from contracts.common import Model, SearchAttribute, check_account_id
 from contracts.money import format_bdt
 from merchant_client.connection import PaymentError, explain_rpc_error
 
-KEYS = {a: (SearchAttributeKey.for_int(a.value) if a.kind == "Int"
-            else SearchAttributeKey.for_keyword(a.value)) for a in SearchAttribute}
+_KEY_TYPES = {"Int": SearchAttributeKey.for_int, "Keyword": SearchAttributeKey.for_keyword,
+              "Datetime": SearchAttributeKey.for_datetime}
+KEYS = {a: _KEY_TYPES[a.kind](a.value) for a in SearchAttribute}
 # What a namespace must have registered (the dev server: start_local(search_attributes=...)).
 SEARCH_ATTRIBUTE_KEYS = list(KEYS.values())
 
 
 def attributes(**values: str | int) -> TypedSearchAttributes:
-    """``attributes(PAYMENT_STAGE="SALE", ...)``: keyword search attributes by contract name."""
-    return TypedSearchAttributes([SearchAttributePair(KEYS[SearchAttribute[k]], v)
-                                  for k, v in values.items()])
+    """``attributes(PAYMENT_STAGE="SALE", ...)``: search attributes by contract name. A stage
+    comes with its time (PaymentStageSince: now), as the workflow's own stage upserts do."""
+    pairs = [SearchAttributePair(KEYS[SearchAttribute[k]], v) for k, v in values.items()]
+    if "PAYMENT_STAGE" in values and "PAYMENT_STAGE_SINCE" not in values:
+        pairs.append(SearchAttributePair(KEYS[SearchAttribute.PAYMENT_STAGE_SINCE],
+                                         datetime.now(timezone.utc)))
+    return TypedSearchAttributes(pairs)
 
 
 def workflow_account(account_id: str) -> str:

@@ -125,8 +125,7 @@ async def ts_env():
     # The Java test server knows no custom search attributes until they are added.
     await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
         namespace=env.client.namespace,
-        search_attributes={a.value: IndexedValueType.INDEXED_VALUE_TYPE_INT if a.kind == "Int"
-                           else IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        search_attributes={a.value: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{a.kind.upper()}")
                            for a in SearchAttribute}))
     yield env
     await env.shutdown()

@@ -18,6 +18,10 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from contracts.common import TimelineEvent
 from workflows import search_attributes as sa
 
+# The stage upsert also carries the stage's time (PaymentStageSince): a new attribute in an
+# existing command, so payments already in flight keep sending the upsert they sent before.
+STAGE_SINCE = "stage-since-search-attribute"
+
 
 class _State(Protocol):
     stage: Any
@@ -50,6 +54,8 @@ class Bookkeeping:
             updates = [sa.PAYMENT_STAGE.value_set(stage.value)]
             if provider_payment_id != self._shown[1]:
                 updates.append(sa.PROVIDER_PAYMENT_ID.value_set(provider_payment_id or ""))
+            if stage.value != self._shown[0] and workflow.patched(STAGE_SINCE):
+                updates.append(sa.PAYMENT_STAGE_SINCE.value_set(workflow.now()))
             workflow.upsert_search_attributes([*updates, *also])
             self._shown = shown
         self.show_details()

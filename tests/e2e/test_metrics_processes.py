@@ -114,7 +114,7 @@ async def test_worker_and_endpoint_processes_serve_their_metrics(dev_env):
             await endpoint.wait_for(b"endpoint metrics on")
             await listening(endpoint_url)
             worker_url = f"http://127.0.0.1:{worker_metrics}/metrics"
-            idle = await scrape(worker_url, "bkash_token_budget_remaining")
+            idle = await scrape(worker_url, "payments_stalled")
 
             merchant = SimpleNamespace(endpoint_url=endpoint_url,
                                        invoice=lambda: f"INV-{os.urandom(5).hex()}")
@@ -141,6 +141,9 @@ async def test_worker_and_endpoint_processes_serve_their_metrics(dev_env):
     # The worker: the SDK's runtime metrics and the project's, on one page.
     assert any(name.startswith("temporal_") for name, _, _ in samples(idle)), idle[:2000]
     assert total(idle, "bkash_token_budget_remaining", account="default") == 2
+    # The stalled-payment gauge, one series per watched stage (its counting: test_stalled_payments).
+    assert {labels.get("stage") for name, labels, _ in samples(idle)
+            if name == "payments_stalled"} == {"CAPTURING", "VOIDING", "REFUNDING"}, idle[-3000:]
     assert total(text, "temporal_workflow_completed_total") >= 1
     assert total(text, "payments_started_total", provider="bkash") == 1
     assert total(text, "payments_finished_total", provider="bkash", stage="VOIDED") == 1

@@ -41,3 +41,21 @@ def test_toml_file_is_read_and_environment_overrides_it(tmp_path):
 def test_secrets_do_not_print():
     s = load_settings(GOOD)
     assert "very-secret" not in repr(s) and "hunter22" not in str(s)
+
+
+def test_stalled_payment_settings_default_to_capturing_voiding_refunding_after_15_minutes():
+    s = load_settings(GOOD)
+    assert (s.stall_stages, s.stall_after_seconds, s.stall_check_seconds) == (
+        ("CAPTURING", "VOIDING", "REFUNDING"), 900.0, 60.0)
+    s = load_settings({**GOOD, "PAYMENTS_STALL_STAGES": "capturing, awaiting_result",
+                       "PAYMENTS_STALL_AFTER_SECONDS": "300"})
+    assert (s.stall_stages, s.stall_after_seconds) == (("CAPTURING", "AWAITING_RESULT"), 300.0)
+
+
+def test_a_stall_stage_that_is_not_a_resting_stage_or_a_bad_threshold_is_named():
+    with pytest.raises(ConfigError) as info:
+        load_settings({**GOOD, "PAYMENTS_STALL_STAGES": "CAPTURING,CAPTURED,EXECUTING",
+                       "PAYMENTS_STALL_AFTER_SECONDS": "soon"})
+    text = str(info.value)
+    assert "PAYMENTS_STALL_STAGES: CAPTURED, EXECUTING is not a stage" in text
+    assert "PAYMENTS_STALL_AFTER_SECONDS must be a positive number" in text
