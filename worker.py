@@ -22,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 import runtime_exit
+from merchant_client.connection import PaymentError
 from merchant_client.stalled import watch_stalled
 from merchant_client.encryption import AesGcmCodec, load_keys, plaintext_warning
 from merchant_client.tracing import tracing_interceptors
@@ -266,4 +267,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    runtime_exit.run(main())
+    try:
+        runtime_exit.run(main())
+    except PaymentError as exc:  # Temporal unreachable, a wrong namespace: one line, no traceback
+        raise SystemExit(f"error: {exc}") from None

@@ -16,6 +16,7 @@ import uvicorn
 
 import runtime_exit
 from merchant_client import connect
+from merchant_client.connection import PaymentError
 from embedded import serve_asgi
 from endpoint.metrics import metrics_app
 from merchant_client.tracing import tracing_interceptors
@@ -85,4 +86,7 @@ if __name__ == "__main__":
                         help="serve the endpoint's metrics on 127.0.0.1:PORT/metrics (off unless "
                              "given)")
     args = parser.parse_args()
-    runtime_exit.run(main(args.host, args.port, args.max_connections, args.metrics_port))
+    try:
+        runtime_exit.run(main(args.host, args.port, args.max_connections, args.metrics_port))
+    except PaymentError as exc:  # Temporal unreachable, a wrong namespace: one line, no traceback
+        raise SystemExit(f"error: {exc}") from None

@@ -53,3 +53,12 @@ def test_a_worker_that_would_write_plain_text_warns_once_at_start():
         assert "PAYMENTS_ENCRYPTION=on" in warnings[0]
     keyed = run("worker.py", PAYMENTS_ENCRYPTION_KEYS=new_key_line("k1"))
     assert "merchant accounts" in keyed.stderr and PLAIN not in keyed.stderr, keyed.stderr
+
+
+def test_an_unreachable_temporal_stops_the_worker_and_the_endpoint_in_one_line():
+    for argv in (["worker.py"], ["-m", "endpoint", "--port", str(free_port())]):
+        out = run(*argv, PAYMENTS_ENCRYPTION_KEYS=new_key_line("k1"))
+        assert out.returncode == 1, (argv, out.stderr)
+        assert "Traceback" not in out.stderr, (argv, out.stderr)
+        [line] = [x for x in out.stderr.splitlines() if x.startswith("error: ")]
+        assert "cannot reach Temporal at 127.0.0.1:" in line and "TEMPORAL_ADDRESS" in line
