@@ -286,11 +286,6 @@ class TokenManager:
                             and self._valid():
                         return self.state.id_token
                     self.state.id_token = None
-                    if not self._budget_left():
-                        # Saved, so that no process sharing the store sends bKash a token it has
-                        # refused while the budget is spent: each call is refused here, unsent,
-                        # until a token call is allowed again (no 401 per call meanwhile).
-                        await self._store.save(self.state)
                     return await self._renew(prefer_refresh=False)
             except TokenStoreBusy as busy:
                 raise self._busy("token", busy) from None

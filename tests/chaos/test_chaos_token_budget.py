@@ -28,14 +28,9 @@ async def test_approved_payments_wait_out_a_spent_token_budget(tmp_path):
     waited = report.token_waits
     assert len(waited) >= 3, waited
     assert max(seconds for _, seconds in waited.values()) >= WINDOW / 4, waited
-    # ... and those whose customer approved ended with the authorization (the approval invariant,
-    # in report.violations, holds every approved payment to that). A payment whose customer never
-    # approved waits too (its execute at the window's end was refused locally) and ends EXPIRED.
-    # (How many of each depends on when the window rolls: a token bKash refused is not sent again
-    # by any worker until a token call is allowed, so every execute in that span waits.)
-    authorized = [k for k, (stage, _) in waited.items() if stage in ("CAPTURED", "VOIDED")]
-    assert authorized, waited
-    assert {stage for stage, _ in waited.values()} <= {"CAPTURED", "VOIDED", "EXPIRED"}, waited
+    # ... and ended with the authorization the customer approved (the approval invariant holds
+    # every approved payment to that; here, every one that waited was approved).
+    assert {stage for stage, _ in waited.values()} <= {"CAPTURED", "VOIDED"}, waited
     assert f"{len(waited)} payments' execute waited for a token" in report.token_waits_line
     # bKash's counter: within 2 a window, the merchant never blocked, and the budget was spent
     # in more than one window (a re-grant after the first window rolled).

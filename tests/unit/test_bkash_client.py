@@ -267,28 +267,3 @@ async def test_the_hourly_budget_is_shared_between_processes(tmp_path):
     with pytest.raises(BkashTokenRateLimited):
         await managers[2].replace(second)       # a third call this hour would get us blocked
     assert fake.token_calls == ["grant", "grant"]
-
-
-async def test_a_token_bkash_refused_with_the_budget_spent_is_not_sent_again_by_any_process(
-        tmp_path):
-    from providers.bkash import FileTokenStore
-
-    fake, clock = FakeBkash(), Clock()
-    http = httpx.AsyncClient(transport=httpx.MockTransport(fake))
-    managers = [TokenManager(http, CREDS, BkashPaths(), clock=clock,
-                             store=FileTokenStore(tmp_path / "t.json")) for _ in range(2)]
-    first = await managers[0].token()
-    second = await managers[0].replace(first)   # the hour's second call
-    with pytest.raises(BkashTokenRateLimited):
-        await managers[0].replace(second)       # bKash refused that one too: budget spent
-    # Neither this process nor a sibling (or a restart) sends the refused token again: the call
-    # is refused before it is sent, until the hour's first call leaves the window.
-    for manager in (managers[0], managers[1], TokenManager(
-            http, CREDS, BkashPaths(), clock=clock, store=FileTokenStore(tmp_path / "t.json"))):
-        with pytest.raises(BkashTokenRateLimited) as err:
-            await manager.token()
-        assert "not sent" in str(err.value)
-    assert fake.token_calls == ["grant", "grant"]
-    clock.now += 3601
-    assert await managers[1].token() not in (first, second)
-    assert len(fake.token_calls) == 3  # one new token call, by the first process to need it
