@@ -267,3 +267,18 @@ async def test_the_hourly_budget_is_shared_between_processes(tmp_path):
     with pytest.raises(BkashTokenRateLimited):
         await managers[2].replace(second)       # a third call this hour would get us blocked
     assert fake.token_calls == ["grant", "grant"]
+
+
+async def test_a_token_call_leaves_the_hour_a_little_after_the_hour_bkash_counts_on_arrival():
+    fake, clock = FakeBkash(), Clock()
+    http = httpx.AsyncClient(transport=httpx.MockTransport(fake))
+    tokens = TokenManager(http, CREDS, BkashPaths(), clock=clock)
+    first = await tokens.token()
+    clock.now += 1
+    second = await tokens.replace(first)
+    clock.now += 3599.5  # 3600 s after the first call as we sent it; bKash saw it arrive later
+    with pytest.raises(BkashTokenRateLimited):
+        await tokens.replace(second)
+    clock.now += 1
+    await tokens.replace(second)
+    assert fake.token_calls == ["grant", "grant", "grant"]
