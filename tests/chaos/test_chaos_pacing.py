@@ -211,7 +211,8 @@ async def test_a_short_token_window_at_the_sandbox_and_the_worker_alike(monkeypa
         await tokens.replace(second)
         raise AssertionError("a third token call within the window was sent")
     except BkashTokenRateLimited as err:
-        assert err.retry_after is not None and 9 <= err.retry_after.total_seconds() <= 10
+        # 10 s until the first call leaves the 20 s window, plus the 1 % margin (bKash counts arrivals)
+        assert err.retry_after is not None and 10 <= err.retry_after.total_seconds() <= 10.3
     now[0] += 10.5  # the first call has left the window
     assert await tokens.replace(second) not in (first, second)
     stats = (await http.get("/admin/stats")).json()

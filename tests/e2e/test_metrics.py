@@ -167,6 +167,10 @@ async def test_refunds_a_monetix_purchase_and_a_token_refresh_are_counted(dev_en
         timeline = (await refunds(stack.client, Provider.MONETIX, pid)).timeline
         assert any("asking the status request" in e.event for e in timeline)
         text = await scrape(bind)
+        # The two ledgers stay open for their refund windows; their worker ends with this test,
+        # and a later reconciliation of the session's namespace would wait on their queries.
+        for ledger_id in (f"refunds-{req.workflow_id}", f"refunds-monetix-{pid}"):
+            await stack.client.get_workflow_handle(ledger_id).terminate("test over")
 
     assert total(before, "refunds_total") == 0
     assert total(before, "bkash_token_budget_remaining", account="default") == 1
