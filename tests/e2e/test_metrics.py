@@ -145,7 +145,8 @@ async def test_refunds_a_monetix_purchase_and_a_token_refresh_are_counted(dev_en
         await stack.sandbox.add_fault("refund", "drop_connection", commit=True, times=1,
                                       match={"paymentID": url.payment_id})
         bkash = await refund(stack.client, RefundRequest(
-            provider=Provider.BKASH, payment_key=req.invoice_number, refund_id="RF-M1",
+            provider=Provider.BKASH, payment_key=req.invoice_number,
+            refund_id=f"RF-M1-{req.invoice_number}",
             amount_poisha=20000, reason="customer cancelled", sku="room"),
             task_queue=stack.settings.task_queue, callback_base_url=stack.endpoint_url)
         assert bkash.stage is RefundStage.SUCCEEDED and bkash.reconciled
@@ -159,10 +160,11 @@ async def test_refunds_a_monetix_purchase_and_a_token_refresh_are_counted(dev_en
                               callback_base_url=stack.endpoint_url,
                               callback_wait=timedelta(seconds=2))
         await stack.monetix.decline_next_refund(pid)
-        declined = await monetix_refund(stack, ledger, "MRF-1", 30000)
+        # Refund ids are unique within a Monetix project: the session's sandbox is shared.
+        declined = await monetix_refund(stack, ledger, f"MRF-1-{pid}", 30000)
         await stack.monetix.add_fault("callback", "lose", times=1,
                                       match={"payment_id": pid, "operation_type": "refund"})
-        by_status = await monetix_refund(stack, ledger, "MRF-2", 20000)
+        by_status = await monetix_refund(stack, ledger, f"MRF-2-{pid}", 20000)
         assert (declined.stage, by_status.stage) == (RefundStage.FAILED, RefundStage.SUCCEEDED)
         timeline = (await refunds(stack.client, Provider.MONETIX, pid)).timeline
         assert any("asking the status request" in e.event for e in timeline)
