@@ -250,10 +250,10 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    budgets = TokenBudgets(runtime.metric_meter) if runtime else None
+    meter = runtime.metric_meter if runtime else None
+    budgets = TokenBudgets(meter) if meter else None
     async with provider_http_client(settings.bkash_timeout_seconds) as http, (
             budgets.kept_current() if budgets else contextlib.nullcontext()):
-        meter = client.service_client.config.runtime.metric_meter if runtime else None
         worker = build_worker(client, settings.task_queue,
                               build_activities(settings, http, meter=meter,
                                                token_budgets=budgets),

@@ -1,6 +1,7 @@
 """The worker's metrics (README "Metrics"): the SDK's own (Temporal's Runtime telemetry) and the
 project's — payments started/finished, provider calls and their latency, refunds, bKash token
-calls and the token budget left — all on one Prometheus endpoint, ``PAYMENTS_METRICS_ADDRESS`` (e.g. ``0.0.0.0:9464``).
+calls and the token budget left, payments stalled in a stage — all on one Prometheus endpoint,
+``PAYMENTS_METRICS_ADDRESS`` (e.g. ``0.0.0.0:9464``).
 Labels are low-cardinality only (provider, account, stage, operation, outcome), never a payment."""
 
 from __future__ import annotations

@@ -35,18 +35,24 @@ PERSONAL = [CUSTOMER["first_name"], CUSTOMER["last_name"], CUSTOMER["email"],
             CUSTOMER["ip_address"], CUSTOMER["id"], ACCOUNT, DEFAULT_WALLET]
 
 
-def _payload_bytes(obj) -> list[bytes]:
-    """Every payload's data in a history as `temporal workflow show --output json` prints it."""
-    found = []
+def _dicts(obj):
+    """Every JSON object in a history's JSON, nested ones included."""
     if isinstance(obj, dict):
-        if "data" in obj and "metadata" in obj and isinstance(obj["data"], str):
-            found.append(base64.b64decode(obj["data"]))
+        yield obj
         for value in obj.values():
-            found += _payload_bytes(value)
+            yield from _dicts(value)
     elif isinstance(obj, list):
         for value in obj:
-            found += _payload_bytes(value)
-    return found
+            yield from _dicts(value)
+
+
+def _is_payload(obj: dict) -> bool:
+    return "data" in obj and "metadata" in obj and isinstance(obj["data"], str)
+
+
+def _payload_bytes(obj) -> list[bytes]:
+    """Every payload's data in a history as `temporal workflow show --output json` prints it."""
+    return [base64.b64decode(d["data"]) for d in _dicts(obj) if _is_payload(d)]
 
 
 # The starts' update ids (merchant_client.calls.start_update_id): the update's name and the amount,
@@ -60,7 +66,7 @@ def _without_payload_data(obj):
     stores unencoded (ids, names, metadata). Searched as text, base64 would match a short name by
     chance (one 5-letter name in ~10^9 base64 characters)."""
     if isinstance(obj, dict):
-        if "data" in obj and "metadata" in obj and isinstance(obj["data"], str):
+        if _is_payload(obj):
             return {**obj, "data": ""}
         return {k: _without_payload_data(v) for k, v in obj.items()}
     if isinstance(obj, list):
@@ -70,16 +76,8 @@ def _without_payload_data(obj):
 
 def _update_ids(obj) -> list[str]:
     """Every update id in a raw history's JSON (admitted, accepted, completed; protocol ids)."""
-    found = []
-    if isinstance(obj, dict):
-        found += [v for k, v in obj.items() if k in ("updateId", "protocolInstanceId")
-                  and isinstance(v, str)]
-        for value in obj.values():
-            found += _update_ids(value)
-    elif isinstance(obj, list):
-        for value in obj:
-            found += _update_ids(value)
-    return found
+    return [v for d in _dicts(obj) for k, v in d.items()
+            if k in ("updateId", "protocolInstanceId") and isinstance(v, str)]
 
 
 def _derived(value: str) -> list[str]:
